@@ -1,0 +1,1 @@
+"""colretrieve: ColPali-style late-interaction visual document retrieval."""

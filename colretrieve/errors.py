@@ -1,0 +1,109 @@
+"""One root exception and its specific subclasses.
+
+Every backend raises these same classes. Each carries the fields a caller (or the HTTP
+error handler) needs and a message that says what to do next.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class ColretrieveError(Exception):
+    """Root of every error colretrieve raises on purpose."""
+
+    code: str = "colretrieve_error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class ModelLoadError(ColretrieveError):
+    """A model could not be loaded (missing folder, unreachable hub, unknown architecture)."""
+
+    code = "model_load_failed"
+
+    def __init__(self, name: str, reason: str) -> None:
+        super().__init__(
+            f"cannot load model {name!r}: {reason}. Point --model (or COLRETRIEVE_MODEL) at a "
+            "local folder holding the checkpoint, e.g. one saved with "
+            "`huggingface-cli download vidore/colqwen2-v1.0 --local-dir DIR` on a machine "
+            "with network access."
+        )
+        self.name = name
+        self.reason = reason
+
+
+class ModelMismatchError(ColretrieveError):
+    """The index was built with another model than the one being used."""
+
+    code = "model_mismatch"
+
+    def __init__(self, index_model: str, requested_model: str) -> None:
+        super().__init__(
+            f"this index was built with {index_model}, not {requested_model}; embeddings of "
+            "different models are not comparable. Use --model with the index's model, or "
+            "build a new index (--index DIR) for this one."
+        )
+        self.index_model = index_model
+        self.requested_model = requested_model
+
+
+class IndexNotFoundError(ColretrieveError):
+    code = "index_not_found"
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(
+            f"no colretrieve index at {path}; create one with `colretrieve index PATH --index {path}`"
+        )
+        self.path = path
+
+
+class IndexCorruptError(ColretrieveError):
+    """A committed file is missing or damaged: the index refuses to serve it."""
+
+    code = "index_corrupt"
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(
+            f"index at {path} is damaged ({reason}); nothing from it was served. Re-index the "
+            "affected documents or restore the folder from a backup."
+        )
+        self.path = path
+        self.reason = reason
+
+
+class IndexLockedError(ColretrieveError):
+    code = "index_locked"
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(
+            f"index at {path} is being written by another process; wait for it to finish"
+        )
+        self.path = path
+
+
+class DocumentNotFoundError(ColretrieveError):
+    code = "document_not_found"
+
+    def __init__(self, ref: str) -> None:
+        super().__init__(f"no document {ref!r} in this index (give a document id or its path)")
+        self.ref = ref
+
+
+class InvalidInputError(ColretrieveError):
+    """A request or argument is malformed (wrong shape, dtype, empty query, bad k...)."""
+
+    code = "invalid_input"
+
+
+class UnreadableDocumentError(ColretrieveError):
+    """An input file cannot be turned into pages; ingest reports it and skips the file."""
+
+    code = "unreadable_document"
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = path
+        self.reason = reason
