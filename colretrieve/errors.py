@@ -55,7 +55,8 @@ class IndexNotFoundError(ColretrieveError):
 
     def __init__(self, path: Path) -> None:
         super().__init__(
-            f"no colretrieve index at {path}; create one with `colretrieve index PATH --index {path}`"
+            f"no colretrieve index at {path}; "
+            f"create one with `colretrieve index PATH --index {path}`"
         )
         self.path = path
 

@@ -34,9 +34,7 @@ def check_query(query: np.ndarray, dim: int) -> np.ndarray:
     return array
 
 
-def maxsim_concatenated(
-    query: np.ndarray, vectors: np.ndarray, offsets: np.ndarray
-) -> np.ndarray:
+def maxsim_concatenated(query: np.ndarray, vectors: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     """MaxSim of one query against every page of a concatenated block.
 
     ``offsets`` has one more entry than there are pages, starts at 0 and ends at

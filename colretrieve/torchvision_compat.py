@@ -30,7 +30,7 @@ def ensure_torchvision() -> bool:
     """Import torchvision, patching the missing op schemas if needed; return True if patched."""
     global _library
     try:
-        import torchvision  # noqa: F401
+        import torchvision
     except RuntimeError as error:
         if _MISSING_OP not in str(error):
             raise

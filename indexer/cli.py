@@ -1,0 +1,292 @@
+"""The ``colretrieve`` command line: index, search, info, delete, eval, make-tiny-models."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+
+from colretrieve.contracts import SearchFilter
+from colretrieve.errors import ColretrieveError
+from colretrieve.settings import Settings
+
+app = typer.Typer(
+    name="colretrieve",
+    help="Late-interaction visual document retrieval: index PDFs and page images, search them.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+IndexOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--index", help="Index folder [env COLRETRIEVE_INDEX, default ./colretrieve-index]."
+    ),
+]
+ModelOpt = Annotated[
+    str | None,
+    typer.Option("--model", help="Checkpoint: hub name or local folder [env COLRETRIEVE_MODEL]."),
+]
+DeviceOpt = Annotated[
+    str | None, typer.Option("--device", help="auto, cpu or cuda [env COLRETRIEVE_DEVICE].")
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+
+
+def settings_from(**overrides: Any) -> Settings:
+    """Settings from COLRETRIEVE_* variables, overridden by the options actually given."""
+    return Settings(**{key: value for key, value in overrides.items() if value is not None})
+
+
+def fail(error: Exception, code: int = 1) -> NoReturn:
+    from indexer.console import console
+
+    console.print(f"[bold red]error:[/] {error}")
+    raise typer.Exit(code)
+
+
+@app.command()
+def index(
+    paths: Annotated[list[Path], typer.Argument(help="PDFs, page images, or folders of them.")],
+    index: IndexOpt = None,
+    model: ModelOpt = None,
+    dpi: Annotated[int | None, typer.Option(help="PDF rendering resolution [default 144].")] = None,
+    max_visual_tokens: Annotated[
+        int | None, typer.Option(help="Visual tokens per page [default 768].")
+    ] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Pages per batch [default 4].")] = None,
+    device: DeviceOpt = None,
+    workers: Annotated[
+        int | None, typer.Option(help="Rasterizing processes [default: spare cores, max 4].")
+    ] = None,
+    tag: Annotated[
+        list[str] | None, typer.Option("--tag", help="Tag every document (repeatable).")
+    ] = None,
+) -> None:
+    """Rasterize, embed and store every page. Re-runs skip unchanged files and resume.
+
+    Exit status: 0 when every input was indexed (or already was), 3 when some were skipped.
+    """
+    from colretrieve.models import ColpaliEmbedder
+    from colretrieve.store import EmbeddedStore
+    from indexer.console import ProgressListener, print_report
+    from indexer.pipeline import IngestOptions
+    from indexer.pipeline import ingest as run_ingest
+
+    try:
+        settings = settings_from(
+            index=index,
+            model=model,
+            dpi=dpi,
+            max_visual_tokens=max_visual_tokens,
+            batch_size=batch_size,
+            device=device,
+            workers=workers,
+        )
+        store = EmbeddedStore.open(settings.index, create=True)
+        try:
+            embedder = ColpaliEmbedder.load(
+                settings.model,
+                device=settings.device,
+                max_visual_tokens=settings.max_visual_tokens,
+                batch_size=settings.batch_size,
+            )
+            options = IngestOptions(
+                dpi=settings.dpi,
+                max_pixels=settings.max_page_pixels,
+                batch_size=settings.batch_size,
+                workers=settings.workers,
+                tags=tuple(tag or ()),
+            )
+            with ProgressListener() as listener:
+                report = run_ingest(paths, store, embedder, options, listener)
+        finally:
+            store.close()
+    except (ColretrieveError, ValueError) as error:
+        fail(error)
+    print_report(report)
+    raise typer.Exit(report.exit_code)
+
+
+@app.command()
+def search(
+    query: Annotated[str, typer.Argument(help="The question or keywords.")],
+    index: IndexOpt = None,
+    k: Annotated[int, typer.Option("-k", help="Number of pages to return.")] = 10,
+    json_output: JsonOpt = False,
+    model: ModelOpt = None,
+    device: DeviceOpt = None,
+    doc: Annotated[
+        list[str] | None, typer.Option("--doc", help="Only these document ids (repeatable).")
+    ] = None,
+    path_prefix: Annotated[
+        str | None, typer.Option(help="Only documents whose path starts with this.")
+    ] = None,
+    tag: Annotated[
+        list[str] | None, typer.Option("--tag", help="Only documents with this tag (repeatable).")
+    ] = None,
+) -> None:
+    """Print the k best pages for QUERY (model: the index's own unless --model is given)."""
+    from colretrieve.index import Index
+    from indexer.console import print_hits
+
+    try:
+        settings = settings_from(index=index, device=device)
+        search_filter = None
+        if doc or path_prefix or tag:
+            search_filter = SearchFilter(
+                doc_ids=frozenset(doc) if doc else None,
+                path_prefix=str(Path(path_prefix).resolve()) if path_prefix else None,
+                tags=frozenset(tag or ()),
+            )
+        with Index.open(settings.index, model=model, device=settings.device) as idx:
+            result = idx.search_timed(query, k, filter=search_filter)
+    except ColretrieveError as error:
+        fail(error)
+    if json_output:
+        payload = {
+            "results": [
+                {"doc_id": h.doc_id, "path": h.path, "page": h.page, "score": h.score}
+                for h in result.hits
+            ],
+            "timings_ms": result.timings_ms,
+        }
+        print(json.dumps(payload, indent=2))
+    else:
+        print_hits(result.hits)
+
+
+@app.command()
+def info(index: IndexOpt = None, json_output: JsonOpt = False) -> None:
+    """Documents, pages, model, dimension and bytes on disk of an index."""
+    from colretrieve.store import EmbeddedStore
+
+    try:
+        settings = settings_from(index=index)
+        store = EmbeddedStore.open(settings.index)
+        try:
+            stats = store.stats()
+        finally:
+            store.close()
+    except ColretrieveError as error:
+        fail(error)
+    payload = {
+        "index": str(settings.index.resolve()),
+        "documents": stats.documents,
+        "incomplete_documents": stats.incomplete_documents,
+        "pages": stats.pages,
+        "vectors": stats.vectors,
+        "dim": stats.dim,
+        "model": stats.model.to_dict() if stats.model else None,
+        "bytes_on_disk": stats.bytes_on_disk,
+    }
+    if json_output:
+        print(json.dumps(payload, indent=2))
+        return
+    for key, value in payload.items():
+        if key == "model" and stats.model:
+            value = stats.model.label
+        print(f"{key:>22}: {value}")
+    if stats.incomplete_documents:
+        print("(incomplete documents are not searchable; re-run `colretrieve index` to finish)")
+
+
+@app.command()
+def delete(
+    refs: Annotated[list[str], typer.Argument(help="Document ids (or 8+ char prefixes) or paths.")],
+    index: IndexOpt = None,
+) -> None:
+    """Delete documents and all their pages from the index."""
+    from colretrieve.index import Index
+
+    try:
+        settings = settings_from(index=index)
+        with Index.open(settings.index) as idx:
+            deleted = idx.delete(refs)
+    except ColretrieveError as error:
+        fail(error)
+    for document in deleted:
+        print(f"deleted {document.doc_id[:12]} {document.path} ({document.stored_pages} pages)")
+
+
+@app.command(name="eval")
+def evaluate(
+    queries: Annotated[Path, typer.Argument(help="JSON lines: qid, query, file, page, kind.")],
+    index: IndexOpt = None,
+    k: Annotated[int, typer.Option("-k", help="Ranking depth.")] = 10,
+    json_output: JsonOpt = False,
+    model: ModelOpt = None,
+    device: DeviceOpt = None,
+) -> None:
+    """Recall@1/5/10, MRR@10 and nDCG@5 of the index on labelled queries, overall and per kind."""
+    from indexer.evaluate import print_eval, run_eval
+
+    try:
+        settings = settings_from(index=index, device=device)
+        report = run_eval(queries, settings.index, k, model=model, device=settings.device)
+    except ColretrieveError as error:
+        fail(error)
+    if json_output:
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        print_eval(report)
+
+
+@app.command()
+def quickstart(
+    folder: Annotated[
+        Path | None,
+        typer.Argument(help="Folder of PDFs [default ../shared/corpus/pdfs if present]."),
+    ] = None,
+    index: IndexOpt = None,
+    model: ModelOpt = None,
+    device: DeviceOpt = None,
+    queries: Annotated[
+        Path | None,
+        typer.Option(help="Labelled queries [default FOLDER/../dev-queries.jsonl if present]."),
+    ] = None,
+    k: Annotated[int, typer.Option("-k", help="Pages shown per example query.")] = 3,
+) -> None:
+    """Index a folder, search it and evaluate: the whole product in one command.
+
+    If the model cannot be loaded (no network, no local checkpoint) it runs on tiny
+    random-weight models instead and says so: the rankings are then meaningless.
+    """
+    from indexer.quickstart import run_quickstart
+
+    try:
+        settings = settings_from(index=index, model=model, device=device)
+        report = run_quickstart(folder, settings, index is not None, queries, k)
+    except ColretrieveError as error:
+        fail(error)
+    raise typer.Exit(report.exit_code)
+
+
+@app.command(name="make-tiny-models")
+def make_tiny_models_command(
+    directory: Annotated[
+        Path, typer.Argument(help="Folder to write colqwen2/ and qwen2-vl/ into.")
+    ],
+) -> None:
+    """Build tiny RANDOM-WEIGHT ColQwen2 and Qwen2-VL checkpoints for offline tests and demos.
+
+    They load through the same from_pretrained path as real weights but their rankings and
+    answers are meaningless.
+    """
+    from colretrieve.models import make_tiny_models
+
+    paths = make_tiny_models(directory)
+    print(f"tiny ColQwen2 (random weights): {paths.colqwen2}")
+    print(f"tiny Qwen2-VL (random weights): {paths.qwen2_vl}")
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        print("interrupted; committed pages are kept and a re-run resumes", file=sys.stderr)
+        sys.exit(130)
