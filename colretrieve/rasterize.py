@@ -7,6 +7,7 @@ worker processes: functions take paths and plain values and return picklable res
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -137,6 +138,9 @@ def scale_for(width_pt: float, height_pt: float, dpi: int, max_pixels: int) -> f
     pixels = width_pt * height_pt * scale * scale
     if pixels > max_pixels:
         scale *= (max_pixels / pixels) ** 0.5
+        # The renderer rounds each side up; shrink until the rounded size fits too.
+        while math.ceil(width_pt * scale) * math.ceil(height_pt * scale) > max_pixels:
+            scale *= 0.995
     return scale
 
 

@@ -31,9 +31,9 @@ def discover_inputs(paths: Iterable[Path]) -> tuple[list[Path], list[Missing]]:
                 dirs.sort()
                 for name in sorted(files):
                     if Path(name).suffix.lower() in INPUT_SUFFIXES:
-                        found.setdefault(Path(root, name).resolve(), None)
+                        found.setdefault(Path(os.path.abspath(os.path.join(root, name))), None)
         elif path.exists():
-            found.setdefault(path.resolve(), None)
+            found.setdefault(Path(os.path.abspath(path)), None)
         else:
             missing.append(Missing(path, "no such file or folder"))
     return list(found), missing
