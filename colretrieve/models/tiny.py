@@ -73,7 +73,7 @@ CHAT_TEMPLATE = (
     "{% endif %}{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
 
-_WORDS = tuple(
+_WORDS_TEXT = (
     "the of and to in is for on with as by at from that this are be or an it was which page "
     "document table figure report annual revenue total year data results section chapter "
     "summary analysis market growth rate price energy population budget income tax cost "
@@ -82,7 +82,8 @@ _WORDS = tuple(
     "model method paper image text search query answer question retrieval vision language "
     "invoice contract policy account balance sheet profit loss quarter sales customer "
     "state country city district water rainfall temperature health school student research"
-).split()
+)
+_WORDS = _WORDS_TEXT.split()
 
 
 @dataclass(frozen=True)
