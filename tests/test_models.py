@@ -198,3 +198,64 @@ def test_tiny_qwen2_vl_generates(tiny_models: TinyModelPaths) -> None:
     new_tokens = output[0, inputs["input_ids"].shape[1] :]
     assert 1 <= len(new_tokens) <= 5
     assert isinstance(processor.decode(new_tokens, skip_special_tokens=True), str)
+
+
+# peft calls a transformers method that transformers 5 deprecates; not ours to fix.
+@pytest.mark.filterwarnings("ignore:.*is_gradient_checkpointing.*:FutureWarning")
+def test_peft_adapter_folder_loads_through_its_base(
+    tiny_models: TinyModelPaths, tiny_embedder: ColpaliEmbedder, tmp_path: Path
+) -> None:
+    # Like vidore/colqwen2-v1.0: adapter_config.json naming the base, no config.json.
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    base = type(tiny_embedder.model).from_pretrained(str(tiny_models.colqwen2)).eval()
+    targets = r"(.*(language_model).*(q_proj|v_proj|down_proj).*$|.*(custom_text_proj).*$)"
+    peft_model = get_peft_model(base, LoraConfig(r=4, lora_alpha=8, target_modules=targets))
+    torch.manual_seed(3)
+    for name, parameter in peft_model.named_parameters():
+        if "lora_B" in name:  # peft starts B at zero: make the adapter change something
+            parameter.data.normal_(0, 0.5)
+    adapter = tmp_path / "adapter"
+    peft_model.save_pretrained(adapter)
+    tiny_embedder.processor.save_pretrained(adapter)
+    assert not (adapter / "config.json").exists()
+
+    embedder = ColpaliEmbedder.load(str(adapter), device="cpu")
+    assert (embedder.info.architecture, embedder.info.dim) == ("ColQwen2", 128)
+    assert embedder.info.revision != tiny_embedder.info.revision
+    (ours,) = embedder.embed_queries([QUERIES[1]])
+    with torch.inference_mode():
+        expected = peft_model(**embedder.processor.process_queries([QUERIES[1]]))[0].numpy()
+    np.testing.assert_allclose(ours, expected, atol=1e-5)
+    assert np.abs(ours - tiny_embedder.embed_queries([QUERIES[1]])[0]).max() > 1e-3
+
+
+def test_cached_hub_name_loads_offline_with_commit_revision(
+    tiny_models: TinyModelPaths, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import huggingface_hub.constants
+
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo = tmp_path / "hub" / "models--tiny-org--colqwen2"
+    shutil.copytree(tiny_models.colqwen2, repo / "snapshots" / commit)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+
+    embedder = ColpaliEmbedder.load("tiny-org/colqwen2", device="cpu")
+    assert (embedder.info.name, embedder.info.revision) == ("tiny-org/colqwen2", commit)
+    assert model_revision("tiny-org/colqwen2") == commit
+    assert embedder.embed_queries(["tax"])[0].shape[1] == 128
+
+
+def test_unreachable_hub_means_cache_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    from colretrieve.models import checkpoint
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    monkeypatch.setattr(checkpoint, "hub_reachable", lambda timeout=2.0: False)
+    started = time.monotonic()
+    with pytest.raises(ModelLoadError, match="local Hugging Face cache"):
+        checkpoint.locate("nobody-here/no-such-colqwen")
+    assert time.monotonic() - started < 5
