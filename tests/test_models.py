@@ -148,11 +148,21 @@ def test_architecture_comes_from_config(tiny_models: TinyModelPaths, tmp_path: P
 
 
 def test_base_transformers_architecture_falls_back_to_model_type(
-    tiny_models: TinyModelPaths,
+    tiny_models: TinyModelPaths, tmp_path: Path
 ) -> None:
-    # The Qwen2-VL generator says Qwen2VLForConditionalGeneration; model_type picks ColQwen2.
-    embedder = ColpaliEmbedder.load(str(tiny_models.qwen2_vl), device="cpu")
+    # Saved under a plain transformers class name: model_type "qwen2_vl" picks ColQwen2.
+    copy = Path(shutil.copytree(tiny_models.colqwen2, tmp_path / "plain-name"))
+    config = json.loads((copy / "config.json").read_text())
+    config["architectures"] = ["Qwen2VLForConditionalGeneration"]
+    (copy / "config.json").write_text(json.dumps(config))
+    embedder = ColpaliEmbedder.load(str(copy), device="cpu")
     assert embedder.info.architecture == "ColQwen2"
+
+
+def test_chat_model_is_not_taken_for_a_retriever(tiny_models: TinyModelPaths) -> None:
+    # Same model_type, but no custom_text_proj weights: refuse rather than project randomly.
+    with pytest.raises(ModelLoadError, match="custom_text_proj"):
+        ColpaliEmbedder.load(str(tiny_models.qwen2_vl), device="cpu")
 
 
 def test_missing_folder_fails(tmp_path: Path) -> None:

@@ -172,13 +172,24 @@ def load_model(name: str, device: str = "auto", max_visual_tokens: int | None = 
     checkpoint = resolve_checkpoint(name)
     architecture, model_cls, processor_cls = colpali_classes(checkpoint.config, name)
     try:
-        model = model_cls.from_pretrained(
+        model, loading = model_cls.from_pretrained(
             str(checkpoint.folder),
             dtype=dtype_for(torch_device),
             local_files_only=checkpoint.local_files_only,
+            output_loading_info=True,
         )
     except (OSError, ValueError, RuntimeError, ImportError) as error:
         raise ModelLoadError(name, f"{type(error).__name__}: {error}") from None
+    # transformers fills missing weights with random ones and only logs it; a Qwen2-VL chat
+    # model read as ColQwen2 would embed with a random projection. (An adapter's loading
+    # info describes the adapter only, so this check covers full checkpoints.)
+    missing = list(loading.get("missing_keys") or [])
+    if missing and checkpoint.base_folder is None:
+        raise ModelLoadError(
+            name,
+            f"{len(missing)} {architecture} weights are missing from the checkpoint (e.g. "
+            f"{sorted(missing)[0]!r}); is it a retriever checkpoint?",
+        )
     model = model.to(torch_device).eval()
 
     processor_kwargs: dict[str, Any] = {"local_files_only": checkpoint.local_files_only}
