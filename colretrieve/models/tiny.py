@@ -159,8 +159,16 @@ def _processor_parts() -> tuple[Any, Any]:
     return image, video
 
 
-def tiny_config(tokenizer: Any) -> Any:
-    """A Qwen2-VL config small enough to embed a 768-token page in well under a second."""
+def tiny_config(
+    tokenizer: Any,
+    text_overrides: dict[str, Any] | None = None,
+    vision_overrides: dict[str, Any] | None = None,
+) -> Any:
+    """A Qwen2-VL config small enough to embed a 768-token page in well under a second.
+
+    The overrides give other sizes with the same tokenizer (the throughput benchmark builds
+    ColQwen2-2B's real dimensions this way: speed does not depend on weight values).
+    """
     from transformers import Qwen2VLConfig
 
     ids = {token: tokenizer.convert_tokens_to_ids(token) for token in SPECIAL_TOKENS}
@@ -194,6 +202,8 @@ def tiny_config(tokenizer: Any) -> Any:
         "spatial_merge_size": 2,
         "temporal_patch_size": 2,
     }
+    text_config.update(text_overrides or {})
+    vision_config.update(vision_overrides or {})
     return Qwen2VLConfig(
         text_config=text_config,
         vision_config=vision_config,
@@ -204,11 +214,30 @@ def tiny_config(tokenizer: Any) -> Any:
     )
 
 
+def save_random_colqwen2(
+    folder: Path, config: Any, tokenizer: Any, seed: int = 0, dtype: Any = None
+) -> Path:
+    """Save a randomly initialised ColQwen2 of ``config`` with its processor into ``folder``."""
+    ensure_torchvision()
+    import torch
+    from colpali_engine.models import ColQwen2, ColQwen2Processor
+
+    torch.manual_seed(seed)
+    retriever = ColQwen2(config).eval()
+    if dtype is not None:
+        retriever = retriever.to(dtype)
+    image, video = _processor_parts()
+    ColQwen2Processor(
+        image_processor=image, tokenizer=tokenizer, video_processor=video
+    ).save_pretrained(folder)
+    retriever.save_pretrained(folder)
+    return folder
+
+
 def make_tiny_models(out_dir: Path, seed: int = 0) -> TinyModelPaths:
     """Build and save the tiny ColQwen2 and Qwen2-VL checkpoints under ``out_dir``."""
     ensure_torchvision()
     import torch
-    from colpali_engine.models import ColQwen2, ColQwen2Processor
     from transformers import Qwen2VLForConditionalGeneration, Qwen2VLProcessor
 
     out_dir = Path(out_dir)
@@ -216,13 +245,7 @@ def make_tiny_models(out_dir: Path, seed: int = 0) -> TinyModelPaths:
     tokenizer = build_tokenizer(seed)
     config = tiny_config(tokenizer)
 
-    torch.manual_seed(seed)
-    retriever = ColQwen2(config).eval()
-    image, video = _processor_parts()
-    ColQwen2Processor(
-        image_processor=image, tokenizer=tokenizer, video_processor=video
-    ).save_pretrained(paths.colqwen2)
-    retriever.save_pretrained(paths.colqwen2)
+    save_random_colqwen2(paths.colqwen2, config, tokenizer, seed)
 
     torch.manual_seed(seed + 1)
     generator = Qwen2VLForConditionalGeneration(config).eval()
