@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _common import CORPUS, machine, peak_rss_mb, write_json  # noqa: E402
+from _common import CORPUS, machine, peak_rss_mb, write_json
 
 # Qwen2-VL-2B-Instruct's backbone, as in vidore/colqwen2-base's config.json.
 TEXT_2B = {

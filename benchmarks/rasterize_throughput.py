@@ -12,11 +12,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _common import CORPUS, machine, write_json  # noqa: E402
+from _common import CORPUS, machine, write_json
 
-from colretrieve.rasterize import inspect_source, render_pages  # noqa: E402
-from indexer.ordered import ordered_map  # noqa: E402
-from indexer.workers import RenderPool, render  # noqa: E402
+from colretrieve.rasterize import inspect_source, render_pages
+from indexer.ordered import ordered_map
+from indexer.workers import RenderPool, render
 
 
 def main() -> None:
