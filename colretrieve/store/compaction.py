@@ -15,7 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from colretrieve.store.schema import all_segments, set_meta, transaction
+from colretrieve.store.rows import all_segments, insert_segment
+from colretrieve.store.schema import set_meta, transaction
 from colretrieve.store.segments import SegmentReader, SegmentRecord, fsync_dir, write_segment
 
 # Output segments are cut at about this size; big enough that searches map few files.
@@ -91,18 +92,7 @@ def compact_segments(
             flush()
         with transaction(connection):
             for record in written:
-                connection.execute(
-                    "INSERT INTO segments (id, file, n_rows, dim, byte_size, crc32, dead_rows) "
-                    "VALUES (?, ?, ?, ?, ?, ?, 0)",
-                    (
-                        record.id,
-                        record.file,
-                        record.n_rows,
-                        record.dim,
-                        record.byte_size,
-                        record.crc32,
-                    ),
-                )
+                insert_segment(connection, record)
             connection.executemany(
                 "UPDATE pages SET segment_id = ?, row_start = ? WHERE doc_id = ? AND page = ?",
                 moves,

@@ -16,13 +16,14 @@ segment files no committed row mentions are deleted on the next writable open.
 from __future__ import annotations
 
 import fcntl
+import functools
 import json
 import os
 import sqlite3
-import time
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Self, TypeVar
+from typing import Concatenate, ParamSpec, Self, TypeVar
 
 import numpy as np
 
@@ -44,14 +45,13 @@ from colretrieve.errors import (
     InvalidInputError,
     ModelMismatchError,
 )
-from colretrieve.store import schema
+from colretrieve.store import rows, schema
 from colretrieve.store.base import StoreBase, check_pages
 from colretrieve.store.compaction import CompactionReport, compact_segments, plan
-from colretrieve.store.schema import DOCUMENT_COLUMNS, SEGMENT_COLUMNS, snapshot, transaction
+from colretrieve.store.schema import snapshot, transaction
 from colretrieve.store.search import Catalog, load_catalog, search_catalog
 from colretrieve.store.segments import (
     SegmentReader,
-    SegmentRecord,
     check_checksum,
     check_size,
     fsync_dir,
@@ -62,7 +62,21 @@ from colretrieve.store.segments import (
 
 SEGMENTS_DIR = "segments"
 LOCK_NAME = "write.lock"
+P = ParamSpec("P")
 T = TypeVar("T")
+
+
+def _locked(
+    method: Callable[Concatenate[EmbeddedStore, P], T],
+) -> Callable[Concatenate[EmbeddedStore, P], T]:
+    """Serialise a method's use of the shared SQLite connection across threads."""
+
+    @functools.wraps(method)
+    def wrapper(self: EmbeddedStore, *args: P.args, **kwargs: P.kwargs) -> T:
+        with self._lock:
+            return method(self, *args, **kwargs)
+
+    return wrapper
 
 
 def _acquire_lock(root: Path) -> int:
@@ -76,13 +90,17 @@ def _acquire_lock(root: Path) -> int:
 
 
 class EmbeddedStore(StoreBase):
-    """A MultiVectorStore in a local folder: SQLite catalog plus memory-mapped segments."""
+    """A MultiVectorStore in a local folder: SQLite catalog plus memory-mapped segments.
+
+    Safe to share between threads (connection use is serialised; scoring runs unlocked).
+    """
 
     def __init__(self, root: Path, connection: sqlite3.Connection, lock_fd: int | None) -> None:
         # Use EmbeddedStore.open(); this only wires the parts together.
         self.root = root
         self._connection = connection
         self._lock_fd = lock_fd
+        self._lock = threading.RLock()
         self._segments = root / SEGMENTS_DIR
         self._reader = SegmentReader(self._segments)
         self._generation = 0  # bumped by our own commits; data_version covers others'
@@ -93,9 +111,11 @@ class EmbeddedStore(StoreBase):
     def open(cls, path: Path | str, create: bool = False, read_only: bool = False) -> Self:
         """Open the index at ``path``; with ``create``, make it if absent.
 
-        A writable open takes the writer lock, deletes unreferenced segment files left by a
-        crash and checks that every committed segment file has its recorded size. Vectors
-        are not read: segments are checksummed and mapped on first use.
+        A writable open takes the writer lock (IndexLockedError if another process holds
+        it), deletes segment files no commit refers to (left by a crash) and checks that
+        every committed segment file has its recorded size. Read-only opens take no lock
+        and see the writer's last commit. No vectors are read: each segment is checksummed
+        and memory-mapped on first use.
         """
         root = Path(path)
         if create and read_only:
@@ -117,7 +137,7 @@ class EmbeddedStore(StoreBase):
             store = cls(root, connection, lock_fd)
             if not read_only:
                 store._remove_orphans()
-            for record in schema.all_segments(connection):
+            for record in rows.all_segments(connection):
                 check_size(store._segments, record)
         except BaseException:
             if connection is not None:
@@ -131,6 +151,7 @@ class EmbeddedStore(StoreBase):
     def read_only(self) -> bool:
         return self._lock_fd is None
 
+    @_locked
     def close(self) -> None:
         self._reader.forget()
         self._catalog = None
@@ -143,7 +164,7 @@ class EmbeddedStore(StoreBase):
 
     def _remove_orphans(self) -> None:
         """Delete segment files no committed row refers to (a crash between write and commit)."""
-        referenced = {record.file for record in schema.all_segments(self._connection)}
+        referenced = {record.file for record in rows.all_segments(self._connection)}
         highest = int(schema.get_meta(self._connection, "next_segment_id") or 1) - 1
         removed = False
         for name in os.listdir(self._segments):
@@ -168,9 +189,7 @@ class EmbeddedStore(StoreBase):
             raise InvalidInputError("this store was opened read-only")
         return self._connection
 
-    def _changed(self) -> None:
-        self._generation += 1
-
+    @_locked
     def _data_version(self) -> tuple[int, int]:
         row = self._connection.execute("PRAGMA data_version").fetchone()
         return int(row[0]), self._generation
@@ -179,8 +198,10 @@ class EmbeddedStore(StoreBase):
 
     @property
     def model(self) -> ModelInfo | None:
-        return schema.load_model(self._connection)
+        with self._lock:
+            return schema.load_model(self._connection)
 
+    @_locked
     def bind_model(self, model: ModelInfo) -> None:
         """Record ``model`` on first use; refuse one from another embedding space."""
         connection = self._writer()
@@ -192,39 +213,29 @@ class EmbeddedStore(StoreBase):
                 schema.set_meta(connection, "model", json.dumps(model.to_dict()))
             elif not stored.same_embedding_space(model):
                 raise ModelMismatchError(stored.label, model.label)
-        self._changed()
+        self._generation += 1
 
     # -- writes ------------------------------------------------------------------------
 
+    @_locked
     def begin_document(self, doc: DocumentRecord) -> int:
-        """Register ``doc`` as incomplete; if it exists, return its stored page count."""
+        """Register ``doc`` as incomplete; if it exists (same content), change nothing and
+        return its stored page count, so ingest resumes at the next page."""
         connection = self._writer()
         if not isinstance(doc, DocumentRecord) or not doc.doc_id or doc.total_pages < 0:
             raise InvalidInputError(f"begin_document needs a valid DocumentRecord; got {doc!r}")
         with transaction(connection):
-            stored = self._stored_pages(doc.doc_id)
-            if stored is not None:
-                return stored
-            connection.execute(
-                "INSERT INTO documents (doc_id, path, title, size_bytes, total_pages, complete,"
-                " tags, added_at) VALUES (?, ?, ?, ?, ?, 0, ?, ?)",
-                (
-                    doc.doc_id,
-                    doc.path,
-                    doc.title,
-                    doc.size_bytes,
-                    doc.total_pages,
-                    json.dumps(sorted(set(doc.tags))),
-                    time.time(),
-                ),
-            )
-        self._changed()
-        return 0
+            stored = rows.stored_pages(connection, doc.doc_id)
+            if stored is None:
+                rows.insert_document(connection, doc)
+        self._generation += 1
+        return stored or 0
 
+    @_locked
     def add_pages(self, doc_id: str, pages: Sequence[PageInput]) -> None:
-        """Store the next pages of a begun document as one segment and one commit."""
+        """Store the next pages of a begun document: one new segment file, one commit."""
         connection = self._writer()
-        model = self.model
+        model = schema.load_model(connection)
         if model is None:
             raise InvalidInputError("bind a model (bind_model) before adding pages")
         row = connection.execute(
@@ -238,36 +249,24 @@ class EmbeddedStore(StoreBase):
         pages = list(pages)
         if not pages:
             return
-        next_page = (self._stored_pages(doc_id) or 0) + 1
-        arrays = check_pages(pages, next_page, total_pages, model.dim)
-        vectors = np.concatenate([to_segment_dtype(array) for array in arrays])
-        record = write_segment(self._segments, self._allocate_segment_id(), vectors)
-        starts = np.concatenate([[0], np.cumsum([len(a) for a in arrays])])
+        next_page = (rows.stored_pages(connection, doc_id) or 0) + 1
+        arrays = [
+            to_segment_dtype(array)
+            for array in check_pages(pages, next_page, total_pages, model.dim)
+        ]
+        # The file is durable before the rows that name it commit; see segments.py.
+        record = write_segment(self._segments, self._allocate_segment_id(), np.concatenate(arrays))
         try:
             with transaction(connection):
-                self._insert_segment(record)
-                connection.executemany(
-                    "INSERT INTO pages (doc_id, page, segment_id, row_start, n_vectors, text,"
-                    " width, height) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    [
-                        (
-                            doc_id,
-                            p.page,
-                            record.id,
-                            int(starts[i]),
-                            len(arrays[i]),
-                            p.text,
-                            int(p.width),
-                            int(p.height),
-                        )
-                        for i, p in enumerate(pages)
-                    ],
-                )
+                rows.insert_segment(connection, record)
+                schema.set_meta(connection, "next_segment_id", str(self._next_segment_id))
+                rows.insert_pages(connection, doc_id, record, pages, [len(a) for a in arrays])
         except BaseException:
             (self._segments / record.file).unlink(missing_ok=True)
             raise
-        self._changed()
+        self._generation += 1
 
+    @_locked
     def finish_document(self, doc_id: str, replaces: Sequence[str] = ()) -> None:
         """Mark ``doc_id`` complete and delete ``replaces`` in the same commit.
 
@@ -283,80 +282,48 @@ class EmbeddedStore(StoreBase):
             ).fetchone()
             if row is None:
                 raise DocumentNotFoundError(doc_id)
-            stored = self._stored_pages(doc_id)
+            stored = rows.stored_pages(connection, doc_id)
             if stored != row[0]:
                 raise InvalidInputError(
                     f"document {doc_id} has {stored} of its {row[0]} pages stored; "
                     "add the rest before finishing it"
                 )
             connection.execute("UPDATE documents SET complete = 1 WHERE doc_id = ?", (doc_id,))
-            self._delete_in_transaction(replaces)
-        self._changed()
+            rows.delete_documents(connection, replaces)
+        self._generation += 1
 
+    @_locked
     def delete_documents(self, doc_ids: Sequence[str]) -> int:
-        """Delete documents (all or none); return the number of pages removed."""
+        """Delete documents (all or none); return the number of pages removed.
+
+        Their vectors stay in the segment files as dead rows until :meth:`compact`.
+        """
         connection = self._writer()
         with transaction(connection):
-            removed = self._delete_in_transaction(list(dict.fromkeys(doc_ids)))
-        self._changed()
+            removed = rows.delete_documents(connection, list(dict.fromkeys(doc_ids)))
+        self._generation += 1
         return removed
 
+    @_locked
     def compact(
         self, min_dead_fraction: float = 0.25, merge_below_bytes: int = 16 * 1024 * 1024
     ) -> CompactionReport:
-        """Rewrite segments at least ``min_dead_fraction`` dead (0 rewrites all), merge
-        segments under ``merge_below_bytes``, drop fully dead ones."""
+        """Rewrite segments at least ``min_dead_fraction`` dead (0 rewrites every one),
+        merge segments smaller than ``merge_below_bytes``, drop fully dead ones."""
         connection = self._writer()
-        chosen = plan(schema.all_segments(connection), min_dead_fraction, merge_below_bytes)
+        chosen = plan(rows.all_segments(connection), min_dead_fraction, merge_below_bytes)
         try:
             return compact_segments(
                 connection, self._segments, self._reader, chosen, self._allocate_segment_id
             )
         finally:
-            self._changed()
-
-    def _insert_segment(self, record: SegmentRecord) -> None:
-        connection = self._connection
-        connection.execute(
-            f"INSERT INTO segments ({SEGMENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, 0)",
-            (record.id, record.file, record.n_rows, record.dim, record.byte_size, record.crc32),
-        )
-        schema.set_meta(connection, "next_segment_id", str(self._next_segment_id))
-
-    def _stored_pages(self, doc_id: str) -> int | None:
-        """Pages stored for ``doc_id``, or None if there is no such document."""
-        row = self._connection.execute(
-            "SELECT (SELECT count(*) FROM pages WHERE doc_id = ?) FROM documents WHERE doc_id = ?",
-            (doc_id, doc_id),
-        ).fetchone()
-        return None if row is None else int(row[0])
-
-    def _delete_in_transaction(self, doc_ids: list[str]) -> int:
-        connection = self._connection
-        for doc_id in doc_ids:
-            if self._stored_pages(doc_id) is None:
-                raise DocumentNotFoundError(doc_id)
-        removed = 0
-        for doc_id in doc_ids:
-            dead = connection.execute(
-                "SELECT segment_id, count(*), sum(n_vectors) FROM pages WHERE doc_id = ? "
-                "GROUP BY segment_id",
-                (doc_id,),
-            ).fetchall()
-            connection.executemany(
-                "UPDATE segments SET dead_rows = dead_rows + ? WHERE id = ?",
-                [(rows, segment_id) for segment_id, _, rows in dead],
-            )
-            removed += sum(count for _, count, _ in dead)
-            connection.execute("DELETE FROM pages WHERE doc_id = ?", (doc_id,))
-            connection.execute("DELETE FROM documents WHERE doc_id = ?", (doc_id,))
-        return removed
+            self._generation += 1
 
     # -- reads -------------------------------------------------------------------------
 
     def _retrying(self, read: Callable[[], T]) -> T:
-        """Run ``read``; if a segment vanished because the writer committed meanwhile
-        (compaction unlinks old files), run it again against the new commit."""
+        """Run ``read``; if it failed because a commit meanwhile unlinked a segment it was
+        about to map (compaction), run it again against the new commit."""
         for _ in range(3):
             version = self._data_version()
             try:
@@ -366,6 +333,7 @@ class EmbeddedStore(StoreBase):
                     raise
         return read()
 
+    @_locked
     def _current_catalog(self) -> Catalog:
         version = self._data_version()
         if self._catalog is None or self._catalog[0] != version:
@@ -379,66 +347,48 @@ class EmbeddedStore(StoreBase):
             lambda: search_catalog(self._current_catalog(), self._reader, queries, k, filter)
         )
 
+    @_locked
     def get_document(self, doc_id: str) -> DocumentInfo | None:
-        row = self._connection.execute(
-            f"SELECT {DOCUMENT_COLUMNS} FROM documents d WHERE d.doc_id = ?", (doc_id,)
-        ).fetchone()
-        return None if row is None else schema.document_from_row(row)
+        found = rows.documents(self._connection, "WHERE d.doc_id = ?", (doc_id,))
+        return found[0] if found else None
 
+    @_locked
     def find_by_path(self, path: str) -> list[DocumentInfo]:
-        rows = self._connection.execute(
-            f"SELECT {DOCUMENT_COLUMNS} FROM documents d WHERE d.path = ? "
-            "ORDER BY d.added_at, d.doc_id",
-            (path,),
-        )
-        return [schema.document_from_row(row) for row in rows]
+        return rows.documents(self._connection, "WHERE d.path = ?", (path,))
 
+    @_locked
     def documents(self) -> list[DocumentInfo]:
         """Every document, incomplete ones included, sorted by path then id."""
-        rows = self._connection.execute(
-            f"SELECT {DOCUMENT_COLUMNS} FROM documents d ORDER BY d.path, d.doc_id"
-        )
-        return [schema.document_from_row(row) for row in rows]
+        return rows.documents(self._connection)
 
+    @_locked
     def get_page(self, doc_id: str, page: int) -> PageInfo | None:
-        row = self._connection.execute(
-            "SELECT doc_id, page, n_vectors, text, width, height FROM pages "
-            "WHERE doc_id = ? AND page = ?",
-            (doc_id, page),
-        ).fetchone()
-        return None if row is None else PageInfo(*row)
+        return rows.get_page(self._connection, doc_id, page)
 
     def page_vectors(self, doc_id: str, page: int) -> np.ndarray:
         """The stored (n_vectors, dim) multi-vector of a page, as float32."""
 
         def read() -> np.ndarray:
-            row = self._connection.execute(
-                f"SELECT p.row_start, p.n_vectors, {', '.join('s.' + c for c in _SEG)} "
-                "FROM pages p JOIN segments s ON s.id = p.segment_id "
-                "WHERE p.doc_id = ? AND p.page = ?",
-                (doc_id, page),
-            ).fetchone()
-            if row is None:
-                if self._stored_pages(doc_id) is None:
-                    raise DocumentNotFoundError(doc_id)
-                raise InvalidInputError(f"document {doc_id} has no stored page {page}")
-            row_start, n_vectors, *segment = row
-            vectors = self._reader.vectors(schema.segment_from_row(tuple(segment)))
+            with self._lock:
+                location = rows.page_location(self._connection, doc_id, page)
+                if location is None:
+                    if rows.stored_pages(self._connection, doc_id) is None:
+                        raise DocumentNotFoundError(doc_id)
+                    raise InvalidInputError(f"document {doc_id} has no stored page {page}")
+            row_start, n_vectors, record = location
+            vectors = self._reader.vectors(record)
             if row_start + n_vectors > len(vectors):
                 raise IndexCorruptError(self.root, f"page {page} of {doc_id} overruns its segment")
             return np.array(vectors[row_start : row_start + n_vectors], dtype=np.float32)
 
         return self._retrying(read)
 
+    @_locked
     def stats(self) -> IndexStats:
-        """Counts over all stored documents; ``documents`` includes the incomplete ones."""
+        """Counts over all stored documents; ``documents`` includes the incomplete ones,
+        ``pages`` and ``vectors`` their pages too (not dead rows)."""
         with snapshot(self._connection) as connection:
-            documents, incomplete = connection.execute(
-                "SELECT count(*), coalesce(sum(1 - complete), 0) FROM documents"
-            ).fetchone()
-            pages, vectors = connection.execute(
-                "SELECT count(*), coalesce(sum(n_vectors), 0) FROM pages"
-            ).fetchone()
+            documents, incomplete, pages, vectors = rows.totals(connection)
             model = schema.load_model(connection)
         return IndexStats(
             documents=documents,
@@ -453,25 +403,20 @@ class EmbeddedStore(StoreBase):
     def verify(self) -> int:
         """Check the catalog and every segment's checksum; return the segments checked.
 
-        Raises IndexCorruptError on the first problem found.
+        Raises IndexCorruptError on the first problem found. Reads every vector: slow on
+        big indexes, meant for `colretrieve verify` and tests.
         """
-        with snapshot(self._connection) as connection:
+        with self._lock, snapshot(self._connection) as connection:
             status = connection.execute("PRAGMA integrity_check").fetchone()[0]
             if status != "ok":
                 raise IndexCorruptError(self.root, f"SQLite integrity check: {status}")
-            segments = schema.all_segments(connection)
-            overrun = connection.execute(
-                "SELECT count(*) FROM pages p LEFT JOIN segments s ON s.id = p.segment_id "
-                "WHERE s.id IS NULL OR p.row_start + p.n_vectors > s.n_rows"
-            ).fetchone()[0]
-        if overrun:
-            raise IndexCorruptError(self.root, f"{overrun} pages point outside their segments")
+            segments = rows.all_segments(connection)
+            misplaced = rows.misplaced_pages(connection)
+        if misplaced:
+            raise IndexCorruptError(self.root, f"{misplaced} pages point outside their segments")
         for record in segments:
             check_checksum(self._segments, record)
         return len(segments)
-
-
-_SEG = SEGMENT_COLUMNS.split(", ")
 
 
 def _folder_bytes(root: Path) -> int:

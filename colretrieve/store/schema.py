@@ -14,9 +14,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from colretrieve.contracts import DocumentInfo, ModelInfo
+from colretrieve.contracts import ModelInfo
 from colretrieve.errors import IndexCorruptError
-from colretrieve.store.segments import SegmentRecord
 
 FORMAT_VERSION = 1
 DATABASE_NAME = "index.sqlite"
@@ -56,12 +55,6 @@ CREATE TABLE IF NOT EXISTS pages (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS pages_segment ON pages (segment_id, row_start);
 """
-
-DOCUMENT_COLUMNS = (
-    "d.doc_id, d.path, d.title, d.size_bytes, d.total_pages, "
-    "(SELECT count(*) FROM pages p WHERE p.doc_id = d.doc_id), d.complete, d.tags, d.added_at"
-)
-SEGMENT_COLUMNS = "id, file, n_rows, dim, byte_size, crc32, dead_rows"
 
 
 def connect(database: Path, read_only: bool) -> sqlite3.Connection:
@@ -138,27 +131,3 @@ def set_meta(connection: sqlite3.Connection, key: str, value: str) -> None:
 def load_model(connection: sqlite3.Connection) -> ModelInfo | None:
     raw = get_meta(connection, "model")
     return None if raw is None else ModelInfo.from_dict(json.loads(raw))
-
-
-def document_from_row(row: tuple) -> DocumentInfo:
-    doc_id, path, title, size_bytes, total_pages, stored, complete, tags, added_at = row
-    return DocumentInfo(
-        doc_id=doc_id,
-        path=path,
-        title=title,
-        size_bytes=size_bytes,
-        total_pages=total_pages,
-        stored_pages=stored,
-        complete=bool(complete),
-        tags=tuple(json.loads(tags)),
-        added_at=added_at,
-    )
-
-
-def segment_from_row(row: tuple) -> SegmentRecord:
-    return SegmentRecord(*row)
-
-
-def all_segments(connection: sqlite3.Connection) -> list[SegmentRecord]:
-    rows = connection.execute(f"SELECT {SEGMENT_COLUMNS} FROM segments ORDER BY id")
-    return [segment_from_row(row) for row in rows]

@@ -21,7 +21,8 @@ from colretrieve.contracts import SearchFilter, SearchHit
 from colretrieve.errors import IndexCorruptError
 from colretrieve.maxsim import BLOCK_ROWS, maxsim_concatenated, top_k
 from colretrieve.store.base import doc_matches
-from colretrieve.store.schema import all_segments, snapshot
+from colretrieve.store.rows import all_segments
+from colretrieve.store.schema import snapshot
 from colretrieve.store.segments import SegmentReader, SegmentRecord
 
 
