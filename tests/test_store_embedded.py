@@ -243,3 +243,29 @@ def test_sigkill_at_random_moments_leaves_a_consistent_store(tmp_path: Path) -> 
         assert child.returncode == -signal.SIGKILL, child.stderr.read()
         complete = check_consistent(index)
     assert complete > 5  # the writer got real work done between kills
+
+
+def test_one_store_shared_by_threads(built: Path) -> None:
+    """Searches from several threads while another thread writes through the same object."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    corpus = make_corpus()
+    extra = make_corpus(seed=21, n_docs=4)
+    query = make_queries()[0]
+    with open_store(built) as store:
+
+        def write() -> None:
+            ingest(store, extra, batch=1)
+
+        def search(_: int) -> int:
+            hits = store.search(query, 100)
+            # Each search sees one commit: the base corpus plus whole extra documents.
+            assert (len(hits) - 60) % 5 == 0
+            return len(hits)
+
+        with ThreadPoolExecutor(4) as pool:
+            writer = pool.submit(write)
+            counts = list(pool.map(search, range(40)))
+            writer.result()
+        assert min(counts) >= 60
+        assert_matches(store.search(query, 100), reference([*corpus, *extra], query, 100))

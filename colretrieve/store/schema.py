@@ -1,4 +1,4 @@
-"""The embedded store's SQLite catalog: schema, connection settings, small row helpers.
+"""The embedded store's SQLite catalog: schema, connection settings, transactions, meta.
 
 WAL mode lets readers in other processes keep reading the last commit while the single
 writer works. ``synchronous=FULL`` fsyncs the WAL on every commit: the store promises that a
