@@ -1,0 +1,16 @@
+"""Multi-vector stores. ``EmbeddedStore`` is the default: a local folder, no server."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from colretrieve.store.compaction import CompactionReport
+from colretrieve.store.embedded import EmbeddedStore
+
+
+def open_store(path: Path | str, create: bool = False, read_only: bool = False) -> EmbeddedStore:
+    """Open (or with ``create`` make) the embedded store at ``path``."""
+    return EmbeddedStore.open(path, create=create, read_only=read_only)
+
+
+__all__ = ["CompactionReport", "EmbeddedStore", "open_store"]

@@ -1,0 +1,430 @@
+"""The embedded default store: one folder, no server, crash-safe.
+
+Layout of an index folder::
+
+    index.sqlite (+ -wal, -shm)   catalog: meta, documents, pages, segments
+    segments/seg-000001.npy ...   immutable float16 (rows, dim) vector files
+    write.lock                    flock'ed by the single writer
+
+One writer at a time holds ``write.lock``; a second writer gets IndexLockedError. Any number
+of readers (``read_only=True``) may open alongside it and see the last commit. Every write
+is one SQLite transaction; vectors reach disk (fsynced, renamed) before the rows that point
+at them commit, so after a crash the store holds exactly the calls that returned, and
+segment files no committed row mentions are deleted on the next writable open.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import functools
+import json
+import os
+import sqlite3
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Concatenate, ParamSpec, Self, TypeVar
+
+import numpy as np
+
+from colretrieve.contracts import (
+    DocumentInfo,
+    DocumentRecord,
+    IndexStats,
+    ModelInfo,
+    PageInfo,
+    PageInput,
+    SearchFilter,
+    SearchHit,
+)
+from colretrieve.errors import (
+    DocumentNotFoundError,
+    IndexCorruptError,
+    IndexLockedError,
+    IndexNotFoundError,
+    InvalidInputError,
+    ModelMismatchError,
+)
+from colretrieve.store import rows, schema
+from colretrieve.store.base import StoreBase, check_pages
+from colretrieve.store.compaction import CompactionReport, compact_segments, plan
+from colretrieve.store.schema import snapshot, transaction
+from colretrieve.store.search import Catalog, load_catalog, search_catalog
+from colretrieve.store.segments import (
+    SegmentReader,
+    check_checksum,
+    check_size,
+    fsync_dir,
+    segment_id_from_name,
+    to_segment_dtype,
+    write_segment,
+)
+
+SEGMENTS_DIR = "segments"
+LOCK_NAME = "write.lock"
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+def _locked(
+    method: Callable[Concatenate[EmbeddedStore, P], T],
+) -> Callable[Concatenate[EmbeddedStore, P], T]:
+    """Serialise a method's use of the shared SQLite connection across threads."""
+
+    @functools.wraps(method)
+    def wrapper(self: EmbeddedStore, *args: P.args, **kwargs: P.kwargs) -> T:
+        with self._lock:
+            return method(self, *args, **kwargs)
+
+    return wrapper
+
+
+def _acquire_lock(root: Path) -> int:
+    fd = os.open(root / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise IndexLockedError(root) from None
+    return fd
+
+
+class EmbeddedStore(StoreBase):
+    """A MultiVectorStore in a local folder: SQLite catalog plus memory-mapped segments.
+
+    Safe to share between threads (connection use is serialised; scoring runs unlocked).
+    """
+
+    def __init__(self, root: Path, connection: sqlite3.Connection, lock_fd: int | None) -> None:
+        # Use EmbeddedStore.open(); this only wires the parts together.
+        self.root = root
+        self._connection = connection
+        self._lock_fd = lock_fd
+        self._lock = threading.RLock()
+        self._segments = root / SEGMENTS_DIR
+        self._reader = SegmentReader(self._segments)
+        self._generation = 0  # bumped by our own commits; data_version covers others'
+        self._catalog: tuple[tuple[int, int], Catalog] | None = None
+        self._next_segment_id = 1
+
+    @classmethod
+    def open(cls, path: Path | str, create: bool = False, read_only: bool = False) -> Self:
+        """Open the index at ``path``; with ``create``, make it if absent.
+
+        A writable open takes the writer lock (IndexLockedError if another process holds
+        it), deletes segment files no commit refers to (left by a crash) and checks that
+        every committed segment file has its recorded size. Read-only opens take no lock
+        and see the writer's last commit. No vectors are read: each segment is checksummed
+        and memory-mapped on first use.
+        """
+        root = Path(path)
+        if create and read_only:
+            raise InvalidInputError("a read-only open cannot create an index")
+        database = root / schema.DATABASE_NAME
+        if not database.exists() and not create:
+            raise IndexNotFoundError(root)
+        if not read_only:
+            (root / SEGMENTS_DIR).mkdir(parents=True, exist_ok=True)
+        lock_fd = None if read_only else _acquire_lock(root)
+        connection = None
+        try:
+            connection = schema.connect(database, read_only)
+            if not read_only:
+                schema.initialise(connection)
+            elif not schema.has_schema(connection):
+                raise IndexNotFoundError(root)
+            schema.check_format(connection, root)
+            store = cls(root, connection, lock_fd)
+            if not read_only:
+                store._remove_orphans()
+            for record in rows.all_segments(connection):
+                check_size(store._segments, record)
+        except BaseException:
+            if connection is not None:
+                connection.close()
+            if lock_fd is not None:
+                os.close(lock_fd)
+            raise
+        return store
+
+    @property
+    def read_only(self) -> bool:
+        return self._lock_fd is None
+
+    @_locked
+    def close(self) -> None:
+        self._reader.forget()
+        self._catalog = None
+        self._connection.close()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # releases the flock
+            self._lock_fd = None
+
+    # -- writer bookkeeping ------------------------------------------------------------
+
+    def _remove_orphans(self) -> None:
+        """Delete segment files no committed row refers to (a crash between write and commit)."""
+        referenced = {record.file for record in rows.all_segments(self._connection)}
+        highest = int(schema.get_meta(self._connection, "next_segment_id") or 1) - 1
+        removed = False
+        for name in os.listdir(self._segments):
+            segment_id = segment_id_from_name(name)
+            if segment_id is None:
+                continue
+            highest = max(highest, segment_id)
+            if name not in referenced:
+                (self._segments / name).unlink()
+                removed = True
+        if removed:
+            fsync_dir(self._segments)
+        self._next_segment_id = highest + 1
+
+    def _allocate_segment_id(self) -> int:
+        segment_id = self._next_segment_id
+        self._next_segment_id += 1
+        return segment_id
+
+    def _writer(self) -> sqlite3.Connection:
+        if self.read_only:
+            raise InvalidInputError("this store was opened read-only")
+        return self._connection
+
+    @_locked
+    def _data_version(self) -> tuple[int, int]:
+        row = self._connection.execute("PRAGMA data_version").fetchone()
+        return int(row[0]), self._generation
+
+    # -- model -------------------------------------------------------------------------
+
+    @property
+    def model(self) -> ModelInfo | None:
+        with self._lock:
+            return schema.load_model(self._connection)
+
+    @_locked
+    def bind_model(self, model: ModelInfo) -> None:
+        """Record ``model`` on first use; refuse one from another embedding space."""
+        connection = self._writer()
+        if not isinstance(model, ModelInfo) or model.dim < 1:
+            raise InvalidInputError(f"bind_model needs a ModelInfo with dim >= 1; got {model!r}")
+        with transaction(connection):
+            stored = schema.load_model(connection)
+            if stored is None:
+                schema.set_meta(connection, "model", json.dumps(model.to_dict()))
+            elif not stored.same_embedding_space(model):
+                raise ModelMismatchError(stored.label, model.label)
+        self._generation += 1
+
+    # -- writes ------------------------------------------------------------------------
+
+    @_locked
+    def begin_document(self, doc: DocumentRecord) -> int:
+        """Register ``doc`` as incomplete; if it exists (same content), change nothing and
+        return its stored page count, so ingest resumes at the next page."""
+        connection = self._writer()
+        if not isinstance(doc, DocumentRecord) or not doc.doc_id or doc.total_pages < 0:
+            raise InvalidInputError(f"begin_document needs a valid DocumentRecord; got {doc!r}")
+        with transaction(connection):
+            stored = rows.stored_pages(connection, doc.doc_id)
+            if stored is None:
+                rows.insert_document(connection, doc)
+        self._generation += 1
+        return stored or 0
+
+    @_locked
+    def add_pages(self, doc_id: str, pages: Sequence[PageInput]) -> None:
+        """Store the next pages of a begun document: one new segment file, one commit."""
+        connection = self._writer()
+        model = schema.load_model(connection)
+        if model is None:
+            raise InvalidInputError("bind a model (bind_model) before adding pages")
+        row = connection.execute(
+            "SELECT total_pages, complete FROM documents WHERE doc_id = ?", (doc_id,)
+        ).fetchone()
+        if row is None:
+            raise DocumentNotFoundError(doc_id)
+        total_pages, complete = row
+        if complete:
+            raise InvalidInputError(f"document {doc_id} is complete; it takes no more pages")
+        pages = list(pages)
+        if not pages:
+            return
+        next_page = (rows.stored_pages(connection, doc_id) or 0) + 1
+        arrays = [
+            to_segment_dtype(array)
+            for array in check_pages(pages, next_page, total_pages, model.dim)
+        ]
+        # The file is durable before the rows that name it commit; see segments.py.
+        record = write_segment(self._segments, self._allocate_segment_id(), np.concatenate(arrays))
+        try:
+            with transaction(connection):
+                rows.insert_segment(connection, record)
+                schema.set_meta(connection, "next_segment_id", str(self._next_segment_id))
+                rows.insert_pages(connection, doc_id, record, pages, [len(a) for a in arrays])
+        except BaseException:
+            (self._segments / record.file).unlink(missing_ok=True)
+            raise
+        self._generation += 1
+
+    @_locked
+    def finish_document(self, doc_id: str, replaces: Sequence[str] = ()) -> None:
+        """Mark ``doc_id`` complete and delete ``replaces`` in the same commit.
+
+        All ``total_pages`` pages must be stored: a complete document is a whole one.
+        """
+        connection = self._writer()
+        replaces = list(dict.fromkeys(replaces))
+        if doc_id in replaces:
+            raise InvalidInputError(f"document {doc_id} cannot replace itself")
+        with transaction(connection):
+            row = connection.execute(
+                "SELECT total_pages FROM documents WHERE doc_id = ?", (doc_id,)
+            ).fetchone()
+            if row is None:
+                raise DocumentNotFoundError(doc_id)
+            stored = rows.stored_pages(connection, doc_id)
+            if stored != row[0]:
+                raise InvalidInputError(
+                    f"document {doc_id} has {stored} of its {row[0]} pages stored; "
+                    "add the rest before finishing it"
+                )
+            connection.execute("UPDATE documents SET complete = 1 WHERE doc_id = ?", (doc_id,))
+            rows.delete_documents(connection, replaces)
+        self._generation += 1
+
+    @_locked
+    def delete_documents(self, doc_ids: Sequence[str]) -> int:
+        """Delete documents (all or none); return the number of pages removed.
+
+        Their vectors stay in the segment files as dead rows until :meth:`compact`.
+        """
+        connection = self._writer()
+        with transaction(connection):
+            removed = rows.delete_documents(connection, list(dict.fromkeys(doc_ids)))
+        self._generation += 1
+        return removed
+
+    @_locked
+    def compact(
+        self, min_dead_fraction: float = 0.25, merge_below_bytes: int = 16 * 1024 * 1024
+    ) -> CompactionReport:
+        """Rewrite segments at least ``min_dead_fraction`` dead (0 rewrites every one),
+        merge segments smaller than ``merge_below_bytes``, drop fully dead ones."""
+        connection = self._writer()
+        chosen = plan(rows.all_segments(connection), min_dead_fraction, merge_below_bytes)
+        try:
+            return compact_segments(
+                connection, self._segments, self._reader, chosen, self._allocate_segment_id
+            )
+        finally:
+            self._generation += 1
+
+    # -- reads -------------------------------------------------------------------------
+
+    def _retrying(self, read: Callable[[], T]) -> T:
+        """Run ``read``; if it failed because a commit meanwhile unlinked a segment it was
+        about to map (compaction), run it again against the new commit."""
+        for _ in range(3):
+            version = self._data_version()
+            try:
+                return read()
+            except IndexCorruptError:
+                if self._data_version() == version:
+                    raise
+        return read()
+
+    @_locked
+    def _current_catalog(self) -> Catalog:
+        version = self._data_version()
+        if self._catalog is None or self._catalog[0] != version:
+            self._catalog = (version, load_catalog(self._connection))
+        return self._catalog[1]
+
+    def _search_checked(
+        self, queries: list[np.ndarray], k: int, filter: SearchFilter | None
+    ) -> list[list[SearchHit]]:
+        return self._retrying(
+            lambda: search_catalog(self._current_catalog(), self._reader, queries, k, filter)
+        )
+
+    @_locked
+    def get_document(self, doc_id: str) -> DocumentInfo | None:
+        found = rows.documents(self._connection, "WHERE d.doc_id = ?", (doc_id,))
+        return found[0] if found else None
+
+    @_locked
+    def find_by_path(self, path: str) -> list[DocumentInfo]:
+        return rows.documents(self._connection, "WHERE d.path = ?", (path,))
+
+    @_locked
+    def documents(self) -> list[DocumentInfo]:
+        """Every document, incomplete ones included, sorted by path then id."""
+        return rows.documents(self._connection)
+
+    @_locked
+    def get_page(self, doc_id: str, page: int) -> PageInfo | None:
+        return rows.get_page(self._connection, doc_id, page)
+
+    def page_vectors(self, doc_id: str, page: int) -> np.ndarray:
+        """The stored (n_vectors, dim) multi-vector of a page, as float32."""
+
+        def read() -> np.ndarray:
+            with self._lock:
+                location = rows.page_location(self._connection, doc_id, page)
+                if location is None:
+                    if rows.stored_pages(self._connection, doc_id) is None:
+                        raise DocumentNotFoundError(doc_id)
+                    raise InvalidInputError(f"document {doc_id} has no stored page {page}")
+            row_start, n_vectors, record = location
+            vectors = self._reader.vectors(record)
+            if row_start + n_vectors > len(vectors):
+                raise IndexCorruptError(self.root, f"page {page} of {doc_id} overruns its segment")
+            return np.array(vectors[row_start : row_start + n_vectors], dtype=np.float32)
+
+        return self._retrying(read)
+
+    @_locked
+    def stats(self) -> IndexStats:
+        """Counts over all stored documents; ``documents`` includes the incomplete ones,
+        ``pages`` and ``vectors`` their pages too (not dead rows)."""
+        with snapshot(self._connection) as connection:
+            documents, incomplete, pages, vectors = rows.totals(connection)
+            model = schema.load_model(connection)
+        return IndexStats(
+            documents=documents,
+            incomplete_documents=incomplete,
+            pages=pages,
+            vectors=vectors,
+            dim=None if model is None else model.dim,
+            model=model,
+            bytes_on_disk=_folder_bytes(self.root),
+        )
+
+    def verify(self) -> int:
+        """Check the catalog and every segment's checksum; return the segments checked.
+
+        Raises IndexCorruptError on the first problem found. Reads every vector: slow on
+        big indexes, meant for `colretrieve verify` and tests.
+        """
+        with self._lock, snapshot(self._connection) as connection:
+            status = connection.execute("PRAGMA integrity_check").fetchone()[0]
+            if status != "ok":
+                raise IndexCorruptError(self.root, f"SQLite integrity check: {status}")
+            segments = rows.all_segments(connection)
+            misplaced = rows.misplaced_pages(connection)
+        if misplaced:
+            raise IndexCorruptError(self.root, f"{misplaced} pages point outside their segments")
+        for record in segments:
+            check_checksum(self._segments, record)
+        return len(segments)
+
+
+def _folder_bytes(root: Path) -> int:
+    total = 0
+    for folder, _, files in os.walk(root):
+        for name in files:
+            try:
+                total += os.stat(os.path.join(folder, name)).st_size
+            except FileNotFoundError:  # a WAL checkpoint or compaction raced us
+                continue
+    return total
