@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
@@ -285,6 +286,8 @@ def make_tiny_models_command(
 
 
 def main() -> None:
+    # transformers' weight-loading bars would tear through our own progress display.
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     try:
         app()
     except KeyboardInterrupt:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from rich.panel import Panel
 
+from colretrieve.contracts import PageEmbedder
 from colretrieve.errors import InvalidInputError, ModelLoadError
 from colretrieve.evaluation import load_queries
 from colretrieve.index import Index
@@ -34,7 +35,7 @@ def default_folder() -> Path:
     )
 
 
-def load_embedder_or_tiny(settings: Settings, index_given: bool):
+def load_embedder_or_tiny(settings: Settings, index_given: bool) -> tuple[PageEmbedder, Path]:
     """The configured model, or (announced loudly) the tiny random-weight one, and the index."""
     from colretrieve.models import ColpaliEmbedder, make_tiny_models
 
@@ -50,11 +51,12 @@ def load_embedder_or_tiny(settings: Settings, index_given: bool):
         console.print(
             Panel(
                 f"Could not load the real model: {error.reason}.\n\n"
-                "Falling back to TINY RANDOM-WEIGHT models so the whole pipeline still runs.\n"
+                "Falling back to TINY RANDOM-WEIGHT models so the whole pipeline still runs. "
                 "[bold]The rankings and metrics below are MEANINGLESS.[/]\n\n"
-                "For real results, download the checkpoint on a machine with network access\n"
-                "(`huggingface-cli download vidore/colqwen2-v1.0 --local-dir colqwen2` and its\n"
-                "base `vidore/colqwen2-base`), then run with --model PATH or COLRETRIEVE_MODEL.",
+                "For real results, fetch the checkpoint on a machine with network access "
+                "(`hf download vidore/colqwen2-v1.0` and its base `vidore/colqwen2-base` into "
+                "the Hugging Face cache, or `--local-dir DIR`), then run with --model NAME_OR_DIR "
+                "or COLRETRIEVE_MODEL.",
                 title="[bold red]no real model[/]",
                 border_style="red",
             )
@@ -69,7 +71,7 @@ def load_embedder_or_tiny(settings: Settings, index_given: bool):
         batch_size=settings.batch_size,
     )
     # Keep tiny-model pages out of the real index.
-    return embedder, settings.index if index_given else TINY_HOME / "tiny-index"
+    return embedder, (settings.index if index_given else TINY_HOME / "tiny-index")
 
 
 def run_quickstart(
@@ -98,4 +100,13 @@ def run_quickstart(
         else:
             stdout.print("\n[bold]query:[/] summary table of results")
             print_hits(index.search("summary table of results", k))
+    if is_tiny(embedder):
+        console.print(
+            "[bold red]Reminder:[/] these results come from a tiny random-weight model; "
+            "they exercise the machinery and mean nothing about retrieval quality."
+        )
     return report
+
+
+def is_tiny(embedder: PageEmbedder) -> bool:
+    return Path(embedder.info.name).resolve().is_relative_to((TINY_HOME / "tiny-models").resolve())
