@@ -35,8 +35,9 @@ def default_folder() -> Path:
     )
 
 
-def load_embedder_or_tiny(settings: Settings, index_given: bool) -> tuple[PageEmbedder, Path]:
-    """The configured model, or (announced loudly) the tiny random-weight one, and the index."""
+def load_embedder_or_tiny(settings: Settings, index_given: bool) -> tuple[PageEmbedder, Path, bool]:
+    """The configured model, or (announced loudly) the tiny random-weight one; the index to
+    use; and whether the fallback happened."""
     from colretrieve.models import ColpaliEmbedder, make_tiny_models
 
     try:
@@ -46,7 +47,7 @@ def load_embedder_or_tiny(settings: Settings, index_given: bool) -> tuple[PageEm
             max_visual_tokens=settings.max_visual_tokens,
             batch_size=settings.batch_size,
         )
-        return embedder, settings.index
+        return embedder, settings.index, False
     except ModelLoadError as error:
         console.print(
             Panel(
@@ -71,14 +72,14 @@ def load_embedder_or_tiny(settings: Settings, index_given: bool) -> tuple[PageEm
         batch_size=settings.batch_size,
     )
     # Keep tiny-model pages out of the real index.
-    return embedder, (settings.index if index_given else TINY_HOME / "tiny-index")
+    return embedder, (settings.index if index_given else TINY_HOME / "tiny-index"), True
 
 
 def run_quickstart(
     folder: Path | None, settings: Settings, index_given: bool, queries_file: Path | None, k: int
 ) -> IngestReport:
     folder = folder or default_folder()
-    embedder, index_dir = load_embedder_or_tiny(settings, index_given)
+    embedder, index_dir, tiny = load_embedder_or_tiny(settings, index_given)
     console.print(f"indexing {folder} into {index_dir} with {embedder.info.label}")
     with Index.open(index_dir, create=True, embedder=embedder) as index:
         options = IngestOptions(
@@ -100,13 +101,9 @@ def run_quickstart(
         else:
             stdout.print("\n[bold]query:[/] summary table of results")
             print_hits(index.search("summary table of results", k))
-    if is_tiny(embedder):
+    if tiny:
         console.print(
             "[bold red]Reminder:[/] these results come from a tiny random-weight model; "
             "they exercise the machinery and mean nothing about retrieval quality."
         )
     return report
-
-
-def is_tiny(embedder: PageEmbedder) -> bool:
-    return Path(embedder.info.name).resolve().is_relative_to((TINY_HOME / "tiny-models").resolve())
