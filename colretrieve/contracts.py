@@ -202,4 +202,9 @@ class MultiVectorStore(Protocol):
 
     def stats(self) -> IndexStats: ...
 
+    def compact(self) -> object:
+        """Reclaim deleted space and merge small write batches (a no-op where the backend
+        does this itself)."""
+        ...
+
     def close(self) -> None: ...

@@ -117,6 +117,8 @@ def ingest(
         )
     finally:
         pool.shutdown()
+    if report.pages_embedded or report.with_status(Status.INDEXED):
+        store.compact()  # merge this run's small per-batch segments and drop replaced pages
     report.seconds = time.perf_counter() - started
     return report
 
