@@ -34,6 +34,7 @@ from colretrieve.errors import DocumentNotFoundError, InvalidInputError
 from colretrieve.ingest import IngestPlan, ingest_file
 from colretrieve.search import SearchResult, check_k, check_query_text, check_same_model
 from colretrieve.search import search as run_search
+from colretrieve.settings import Settings
 
 
 class Index:
@@ -60,6 +61,7 @@ class Index:
         path: str | Path,
         *,
         create: bool = False,
+        read_only: bool = False,
         embedder: PageEmbedder | None = None,
         model: str | None = None,
         device: str = "auto",
@@ -72,8 +74,31 @@ class Index:
         """
         from colretrieve.store import EmbeddedStore
 
-        store = EmbeddedStore.open(Path(path), create=create)
+        store = EmbeddedStore.open(Path(path), create=create, read_only=read_only)
         return cls(store, embedder, model=model, device=device, max_visual_tokens=max_visual_tokens)
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        *,
+        create: bool = False,
+        read_only: bool = False,
+        embedder: PageEmbedder | None = None,
+        model: str | None = None,
+    ) -> Index:
+        """Open the store that ``settings`` select. The model, when needed, is ``model`` if
+        given, else the index's own (``settings.model`` is the model for new indexes)."""
+        from colretrieve.store import open_configured
+
+        store = open_configured(settings, create=create, read_only=read_only)
+        return cls(
+            store,
+            embedder,
+            model=model,
+            device=settings.device,
+            max_visual_tokens=settings.max_visual_tokens,
+        )
 
     @property
     def model(self) -> ModelInfo | None:

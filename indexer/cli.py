@@ -73,7 +73,7 @@ def index(
     Exit status: 0 when every input was indexed (or already was), 3 when some were skipped.
     """
     from colretrieve.models import ColpaliEmbedder
-    from colretrieve.store import EmbeddedStore
+    from colretrieve.store import open_configured
     from indexer.console import ProgressListener, print_report
     from indexer.pipeline import IngestOptions
     from indexer.pipeline import ingest as run_ingest
@@ -88,7 +88,7 @@ def index(
             device=device,
             workers=workers,
         )
-        store = EmbeddedStore.open(settings.index, create=True)
+        store = open_configured(settings, create=True)
         try:
             embedder = ColpaliEmbedder.load(
                 settings.model,
@@ -144,7 +144,7 @@ def search(
                 path_prefix=str(Path(path_prefix).resolve()) if path_prefix else None,
                 tags=frozenset(tag or ()),
             )
-        with Index.open(settings.index, model=model, device=settings.device) as idx:
+        with Index.from_settings(settings, read_only=True, model=model) as idx:
             result = idx.search_timed(query, k, filter=search_filter)
     except ColretrieveError as error:
         fail(error)
@@ -164,11 +164,11 @@ def search(
 @app.command()
 def info(index: IndexOpt = None, json_output: JsonOpt = False) -> None:
     """Documents, pages, model, dimension and bytes on disk of an index."""
-    from colretrieve.store import EmbeddedStore
+    from colretrieve.store import open_configured
 
     try:
         settings = settings_from(index=index)
-        store = EmbeddedStore.open(settings.index)
+        store = open_configured(settings, read_only=True)
         try:
             stats = store.stats()
         finally:
@@ -206,7 +206,7 @@ def delete(
 
     try:
         settings = settings_from(index=index)
-        with Index.open(settings.index) as idx:
+        with Index.from_settings(settings) as idx:
             deleted = idx.delete(refs)
     except ColretrieveError as error:
         fail(error)
@@ -228,7 +228,7 @@ def evaluate(
 
     try:
         settings = settings_from(index=index, device=device)
-        report = run_eval(queries, settings.index, k, model=model, device=settings.device)
+        report = run_eval(queries, settings, k, model=model)
     except ColretrieveError as error:
         fail(error)
     if json_output:

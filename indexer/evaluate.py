@@ -8,21 +8,21 @@ from rich.table import Table
 
 from colretrieve.evaluation import EvalReport, evaluate, load_queries
 from colretrieve.index import Index
+from colretrieve.settings import Settings
 
 
 def run_eval(
     queries_file: Path,
-    index_dir: Path,
+    settings: Settings | None = None,
     k: int = 10,
     *,
     model: str | None = None,
-    device: str = "auto",
     index: Index | None = None,
 ) -> EvalReport:
-    """Evaluate ``index`` (or the index at ``index_dir``) on ``queries_file``."""
+    """Evaluate ``index`` (or the one ``settings`` select) on ``queries_file``."""
     queries = load_queries(queries_file)
     owned = index is None
-    index = index or Index.open(index_dir, model=model, device=device)
+    index = index or Index.from_settings(settings or Settings(), read_only=True, model=model)
     try:
         indexed_files = {Path(doc.path).name for doc in index.documents() if doc.complete}
         return evaluate(queries, index.search_many, indexed_files, k)

@@ -97,7 +97,7 @@ def run_quickstart(
                 stdout.print(f"\n[bold]query:[/] {query.query}")
                 print_hits(index.search(query.query, k))
             stdout.print(f"\n[bold]evaluation on {queries_file}[/]")
-            print_eval(run_eval(queries_file, index_dir, index=index))
+            print_eval(run_eval(queries_file, index=index))
         else:
             stdout.print("\n[bold]query:[/] summary table of results")
             print_hits(index.search("summary table of results", k))

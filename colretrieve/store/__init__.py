@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from colretrieve.contracts import MultiVectorStore
+from colretrieve.settings import Settings
 from colretrieve.store.compaction import CompactionReport
 from colretrieve.store.embedded import EmbeddedStore
 
@@ -13,4 +15,11 @@ def open_store(path: Path | str, create: bool = False, read_only: bool = False) 
     return EmbeddedStore.open(path, create=create, read_only=read_only)
 
 
-__all__ = ["CompactionReport", "EmbeddedStore", "open_store"]
+def open_configured(
+    settings: Settings, *, create: bool = False, read_only: bool = False
+) -> MultiVectorStore:
+    """The store that ``settings`` select: today the embedded store at ``settings.index``."""
+    return EmbeddedStore.open(settings.index, create=create, read_only=read_only)
+
+
+__all__ = ["CompactionReport", "EmbeddedStore", "open_configured", "open_store"]
