@@ -13,6 +13,7 @@ from __future__ import annotations
 import inspect
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from colretrieve.contracts import ModelInfo
@@ -206,7 +207,8 @@ def load_model(name: str, device: str = "auto", max_visual_tokens: int | None = 
     if not isinstance(dim, int):
         raise ModelLoadError(name, f"cannot tell the output dimension of {architecture}")
     info = ModelInfo(
-        name=name,
+        # A folder is recorded absolute, so `colretrieve search` finds it from any directory.
+        name=str(Path(name).resolve()) if Path(name).is_dir() else name,
         revision=checkpoint.revision,
         architecture=architecture,
         dim=dim,
