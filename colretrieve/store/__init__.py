@@ -8,6 +8,7 @@ from colretrieve.contracts import MultiVectorStore
 from colretrieve.settings import Settings
 from colretrieve.store.compaction import CompactionReport
 from colretrieve.store.embedded import EmbeddedStore
+from colretrieve.store.fast import SearchOptions
 
 
 def open_store(path: Path | str, create: bool = False, read_only: bool = False) -> EmbeddedStore:
@@ -22,4 +23,4 @@ def open_configured(
     return EmbeddedStore.open(settings.index, create=create, read_only=read_only)
 
 
-__all__ = ["CompactionReport", "EmbeddedStore", "open_configured", "open_store"]
+__all__ = ["CompactionReport", "EmbeddedStore", "SearchOptions", "open_configured", "open_store"]

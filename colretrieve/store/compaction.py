@@ -30,6 +30,8 @@ class CompactionReport:
     segments_written: int
     bytes_freed: int
     """Segment bytes before minus after; the SQLite file is not counted."""
+    segments_sketched: int = 0
+    """Segments given a first-stage sketch for fast search (see sketch_build.py)."""
 
 
 def plan(

@@ -15,6 +15,7 @@ segment files no committed row mentions are deleted on the next writable open.
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import functools
 import json
@@ -48,6 +49,7 @@ from colretrieve.errors import (
 from colretrieve.store import rows, schema
 from colretrieve.store.base import StoreBase, check_pages
 from colretrieve.store.compaction import CompactionReport, compact_segments, plan
+from colretrieve.store.fast import FirstStage, SearchOptions, build_first_stage, search_fast
 from colretrieve.store.schema import snapshot, transaction
 from colretrieve.store.search import Catalog, load_catalog, search_catalog
 from colretrieve.store.segments import (
@@ -58,6 +60,19 @@ from colretrieve.store.segments import (
     segment_id_from_name,
     to_segment_dtype,
     write_segment,
+)
+from colretrieve.store.sketch import (
+    Codebook,
+    FileRecord,
+    is_derived_file,
+    read_codebook,
+    read_sketch,
+)
+from colretrieve.store.sketch_build import (
+    current_codebook,
+    referenced_files,
+    refresh_first_stage,
+    sketch_records,
 )
 
 SEGMENTS_DIR = "segments"
@@ -95,21 +110,39 @@ class EmbeddedStore(StoreBase):
     Safe to share between threads (connection use is serialised; scoring runs unlocked).
     """
 
-    def __init__(self, root: Path, connection: sqlite3.Connection, lock_fd: int | None) -> None:
+    def __init__(
+        self,
+        root: Path,
+        connection: sqlite3.Connection,
+        lock_fd: int | None,
+        search_options: SearchOptions | None = None,
+    ) -> None:
         # Use EmbeddedStore.open(); this only wires the parts together.
         self.root = root
+        self.search_options = search_options or SearchOptions()
+        """How searches run (fast or exact, candidate depth); may be replaced at any time."""
         self._connection = connection
         self._lock_fd = lock_fd
         self._lock = threading.RLock()
         self._segments = root / SEGMENTS_DIR
         self._reader = SegmentReader(self._segments)
         self._generation = 0  # bumped by our own commits; data_version covers others'
-        self._catalog: tuple[tuple[int, int], Catalog] | None = None
+        self._catalog: tuple[tuple[int, int], Catalog, FirstStage | None] | None = None
+        self._codebooks: dict[tuple[int, FileRecord], Codebook] = {}
+        self._sketches: dict[FileRecord, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         self._next_segment_id = 1
 
     @classmethod
-    def open(cls, path: Path | str, create: bool = False, read_only: bool = False) -> Self:
+    def open(
+        cls,
+        path: Path | str,
+        create: bool = False,
+        read_only: bool = False,
+        search: SearchOptions | None = None,
+    ) -> Self:
         """Open the index at ``path``; with ``create``, make it if absent.
+
+        ``search`` picks fast (default) or exact search and the fast path's knobs.
 
         A writable open takes the writer lock (IndexLockedError if another process holds
         it), deletes segment files no commit refers to (left by a crash) and checks that
@@ -134,7 +167,7 @@ class EmbeddedStore(StoreBase):
             elif not schema.has_schema(connection):
                 raise IndexNotFoundError(root)
             schema.check_format(connection, root)
-            store = cls(root, connection, lock_fd)
+            store = cls(root, connection, lock_fd, search)
             if not read_only:
                 store._remove_orphans()
             for record in rows.all_segments(connection):
@@ -155,6 +188,7 @@ class EmbeddedStore(StoreBase):
     def close(self) -> None:
         self._reader.forget()
         self._catalog = None
+        self._sketches.clear()
         self._connection.close()
         if self._lock_fd is not None:
             os.close(self._lock_fd)  # releases the flock
@@ -166,7 +200,7 @@ class EmbeddedStore(StoreBase):
         """Delete segment files no committed row refers to (a crash between write and commit)."""
         referenced = {record.file for record in rows.all_segments(self._connection)}
         highest = int(schema.get_meta(self._connection, "next_segment_id") or 1) - 1
-        removed = False
+        removed = self._remove_unreferenced_derived()
         for name in os.listdir(self._segments):
             segment_id = segment_id_from_name(name)
             if segment_id is None:
@@ -178,6 +212,16 @@ class EmbeddedStore(StoreBase):
         if removed:
             fsync_dir(self._segments)
         self._next_segment_id = highest + 1
+
+    def _remove_unreferenced_derived(self) -> bool:
+        """Delete codebook and sketch files no commit refers to; say whether any went."""
+        referenced = referenced_files(self._connection)
+        removed = False
+        for name in os.listdir(self._segments):
+            if is_derived_file(name) and name not in referenced:
+                (self._segments / name).unlink()
+                removed = True
+        return removed
 
     def _allocate_segment_id(self) -> int:
         segment_id = self._next_segment_id
@@ -309,13 +353,20 @@ class EmbeddedStore(StoreBase):
         self, min_dead_fraction: float = 0.25, merge_below_bytes: int = 16 * 1024 * 1024
     ) -> CompactionReport:
         """Rewrite segments at least ``min_dead_fraction`` dead (0 rewrites every one),
-        merge segments smaller than ``merge_below_bytes``, drop fully dead ones."""
+        merge segments smaller than ``merge_below_bytes``, drop fully dead ones; then bring
+        the fast search's first stage up to date (see sketch_build.py)."""
         connection = self._writer()
         chosen = plan(rows.all_segments(connection), min_dead_fraction, merge_below_bytes)
         try:
-            return compact_segments(
+            report = compact_segments(
                 connection, self._segments, self._reader, chosen, self._allocate_segment_id
             )
+            sketched = refresh_first_stage(
+                connection, self._segments, self._reader, self.search_options.min_pages
+            )
+            if self._remove_unreferenced_derived():
+                fsync_dir(self._segments)
+            return dataclasses.replace(report, segments_sketched=sketched)
         finally:
             self._generation += 1
 
@@ -334,18 +385,51 @@ class EmbeddedStore(StoreBase):
         return read()
 
     @_locked
-    def _current_catalog(self) -> Catalog:
+    def _current_catalog(self) -> tuple[Catalog, FirstStage | None]:
         version = self._data_version()
         if self._catalog is None or self._catalog[0] != version:
-            self._catalog = (version, load_catalog(self._connection))
-        return self._catalog[1]
+            catalog = load_catalog(self._connection)
+            self._catalog = (version, catalog, self._load_first_stage(catalog))
+        return self._catalog[1], self._catalog[2]
+
+    def _load_first_stage(self, catalog: Catalog) -> FirstStage | None:
+        """Postings of ``catalog`` from the current codebook's sketches (None if none)."""
+        known = current_codebook(self._connection)
+        if known is None:
+            return None
+        codebook_id, codebook_file, _ = known
+        key = (codebook_id, codebook_file)
+        if key not in self._codebooks:
+            self._codebooks = {key: read_codebook(self._segments, codebook_id, codebook_file)}
+        current = {
+            segment_id: record
+            for segment_id, (sketch_codebook, record) in sketch_records(self._connection).items()
+            if sketch_codebook == codebook_id and segment_id in catalog.segments
+        }
+        wanted = set(current.values())
+        self._sketches = {r: a for r, a in self._sketches.items() if r in wanted}
+        for record in wanted - self._sketches.keys():
+            self._sketches[record] = read_sketch(self._segments, record)
+        sketches = {segment_id: self._sketches[record] for segment_id, record in current.items()}
+        return build_first_stage(catalog, self._codebooks[key], sketches)
+
+    def first_stage_bytes(self) -> int:
+        """Resident bytes of the fast search's first stage (0 before a codebook exists)."""
+        _, stage = self._retrying(self._current_catalog)
+        return 0 if stage is None else stage.resident_bytes
 
     def _search_checked(
         self, queries: list[np.ndarray], k: int, filter: SearchFilter | None
     ) -> list[list[SearchHit]]:
-        return self._retrying(
-            lambda: search_catalog(self._current_catalog(), self._reader, queries, k, filter)
-        )
+        options = self.search_options
+
+        def read() -> list[list[SearchHit]]:
+            catalog, stage = self._current_catalog()
+            if options.mode == "exact" or stage is None:
+                return search_catalog(catalog, self._reader, queries, k, filter)
+            return search_fast(catalog, self._reader, stage, queries, k, filter, options)
+
+        return self._retrying(read)
 
     @_locked
     def get_document(self, doc_id: str) -> DocumentInfo | None:

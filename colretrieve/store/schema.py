@@ -54,6 +54,13 @@ CREATE TABLE IF NOT EXISTS pages (
     PRIMARY KEY (doc_id, page)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS pages_segment ON pages (segment_id, row_start);
+CREATE TABLE IF NOT EXISTS sketches (
+    segment_id INTEGER PRIMARY KEY REFERENCES segments (id) ON DELETE CASCADE,
+    codebook_id INTEGER NOT NULL,
+    file TEXT NOT NULL,
+    byte_size INTEGER NOT NULL,
+    crc32 INTEGER NOT NULL
+);
 """
 
 

@@ -1,0 +1,222 @@
+"""The fast search path: a cell-probing first stage, then exact MaxSim of the candidates.
+
+First stage (PLAID-style centroid interaction, see sketch.py for the cells): each query
+token scores every cell once, probes its ``probe`` best cells and gives every page listed
+under a probed cell that cell's score; a page the token's probes miss gets the lowest
+probed score. The approximate page score is the sum over query tokens, as in MaxSim.
+
+Second stage: the ``candidates`` best pages by approximate score, plus every selected page
+without a current sketch (new since the last ``compact()``), are scored by exact MaxSim:
+their float16 rows are gathered into one block, converted to float32 once and multiplied
+with all query tokens of the call in one BLAS call (on CUDA when torch sees a GPU).
+
+Filters pick catalog positions before either stage; the first stage only ranks pages the
+filter admits. Exact search (``mode="exact"``) stays the reference and the fallback.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import torch
+
+from colretrieve.contracts import SearchFilter, SearchHit
+from colretrieve.maxsim import top_k
+from colretrieve.store.search import Catalog
+from colretrieve.store.segments import SegmentReader
+from colretrieve.store.sketch import Codebook
+
+DEFAULT_CANDIDATES = 128
+DEFAULT_PROBE = 64
+DEFAULT_MIN_PAGES = 512
+
+
+@dataclass(frozen=True)
+class SearchOptions:
+    """How the embedded store searches. Approximation is a setting, never silent."""
+
+    mode: Literal["fast", "exact"] = "fast"
+    """``exact`` scores every selected page; ``fast`` reranks first-stage candidates."""
+    candidates: int = DEFAULT_CANDIDATES
+    """Pages per query scored exactly after the first stage (the recall/latency knob)."""
+    probe: int = DEFAULT_PROBE
+    """Cells each query token probes in the first stage (of up to 4,096)."""
+    min_pages: int = DEFAULT_MIN_PAGES
+    """Stored pages before ``compact()`` trains a codebook and sketches pages."""
+
+    def __post_init__(self) -> None:
+        from colretrieve.errors import InvalidInputError
+
+        if self.mode not in ("fast", "exact"):
+            raise InvalidInputError(f"search mode must be 'fast' or 'exact'; got {self.mode!r}")
+        for name in ("candidates", "probe", "min_pages"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise InvalidInputError(f"{name} must be a positive integer; got {value!r}")
+
+
+def device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+@dataclass(frozen=True)
+class FirstStage:
+    """Postings of one catalog: for each cell, the catalog positions whose sketch has it."""
+
+    cells: torch.Tensor  # (n_cells, dim) float32 on the search device
+    covered: np.ndarray  # (n_positions,) bool: the page has a current sketch
+    starts: np.ndarray  # (n_cells + 1,) bounds into ``postings``
+    postings: torch.Tensor  # int64 catalog positions, grouped by cell
+
+    @property
+    def resident_bytes(self) -> int:
+        return (
+            self.cells.numel() * 4
+            + self.covered.nbytes
+            + self.starts.nbytes
+            + self.postings.numel() * self.postings.element_size()
+        )
+
+
+def build_first_stage(
+    catalog: Catalog,
+    codebook: Codebook,
+    sketches: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]],
+) -> FirstStage:
+    """Postings for ``catalog`` from per-segment sketches ``{segment_id: (row_starts,
+    counts, codes)}`` made with ``codebook``; pages of other segments are uncovered."""
+    n = len(catalog.page_doc)
+    covered = np.zeros(n, dtype=bool)
+    cell_parts: list[np.ndarray] = []
+    position_parts: list[np.ndarray] = []
+    for segment_id, (row_starts, counts, codes) in sketches.items():
+        positions = np.flatnonzero(catalog.page_segment == segment_id)
+        if len(positions) == 0:
+            continue
+        rows = catalog.page_row[positions]
+        entry = np.searchsorted(row_starts, rows)
+        found = (entry < len(row_starts)) & (
+            row_starts[np.minimum(entry, len(row_starts) - 1)] == rows
+        )
+        positions, entry = positions[found], entry[found]
+        covered[positions] = True
+        offsets = np.concatenate([[0], np.cumsum(counts, dtype=np.int64)])
+        lengths = counts[entry].astype(np.int64)
+        index = _ranges(offsets[entry], lengths)
+        cell_parts.append(codes[index])
+        position_parts.append(np.repeat(positions, lengths))
+    cells_of = np.concatenate(cell_parts) if cell_parts else np.empty(0, dtype=np.uint16)
+    positions_of = np.concatenate(position_parts) if position_parts else np.empty(0, np.int64)
+    order = np.argsort(cells_of, kind="stable")
+    counts_per_cell = np.bincount(cells_of, minlength=codebook.n_cells)
+    return FirstStage(
+        cells=torch.from_numpy(codebook.fine).to(device()),
+        covered=covered,
+        starts=np.concatenate([[0], np.cumsum(counts_per_cell)]).astype(np.int64),
+        postings=torch.from_numpy(positions_of[order].astype(np.int64)),
+    )
+
+
+def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Concatenated ``arange(starts[i], starts[i] + lengths[i])``."""
+    total = int(lengths.sum())
+    if total == 0:
+        return np.empty(0, dtype=np.int64)
+    shift = np.repeat(starts - np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths)
+    return shift + np.arange(total, dtype=np.int64)
+
+
+def approximate_scores(stage: FirstStage, cell_scores: torch.Tensor, probe: int) -> torch.Tensor:
+    """(n_positions,) first-stage scores for one query's (n_tokens, n_cells) cell scores."""
+    n_tokens, n_cells = cell_scores.shape
+    n = len(stage.covered)
+    probe = min(probe, n_cells)
+    values, cells = torch.topk(cell_scores.cpu(), probe, dim=1)  # best first
+    floor = values[:, -1]
+    dense = floor[:, None].expand(n_tokens, n).contiguous()
+    cells_np = cells.numpy()
+    lengths = (stage.starts[cells_np + 1] - stage.starts[cells_np]).ravel()
+    index = torch.from_numpy(_ranges(stage.starts[cells_np].ravel(), lengths))
+    positions = stage.postings[index]
+    lengths_t = torch.from_numpy(lengths)
+    token = torch.repeat_interleave(
+        torch.arange(n_tokens).repeat_interleave(probe), lengths_t, output_size=len(index)
+    )
+    value = torch.repeat_interleave(values.reshape(-1), lengths_t, output_size=len(index))
+    dense.view(-1).scatter_reduce_(0, token * n + positions, value, reduce="amax")
+    return dense.sum(dim=0)
+
+
+def rerank(
+    catalog: Catalog,
+    reader: SegmentReader,
+    queries: list[np.ndarray],
+    positions: np.ndarray,
+) -> np.ndarray:
+    """(n_queries, len(positions)) exact MaxSim: one gather, one conversion, one product."""
+    scores = np.empty((len(queries), len(positions)), dtype=np.float32)
+    if len(positions) == 0:
+        return scores
+    order = np.lexsort((catalog.page_row[positions], catalog.page_segment[positions]))
+    lengths = catalog.page_len[positions[order]]
+    dim = len(queries[0][0])
+    block = np.empty((int(lengths.sum()), dim), dtype=np.float16)
+    at = 0
+    for position, length in zip(positions[order].tolist(), lengths.tolist(), strict=True):
+        vectors = reader.vectors(catalog.segments[int(catalog.page_segment[position])])
+        row = int(catalog.page_row[position])
+        if row < 0 or row + length > len(vectors):
+            from colretrieve.errors import IndexCorruptError
+
+            raise IndexCorruptError(reader.folder.parent, "a page overruns its segment")
+        block[at : at + length] = vectors[row : row + length]
+        at += length
+    target = device()
+    tokens = torch.from_numpy(np.concatenate(queries)).to(target)
+    similarities = (torch.from_numpy(block).to(target).float() @ tokens.T).cpu().numpy()
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    per_page = np.maximum.reduceat(similarities, starts, axis=0)  # (pages, all tokens)
+    bounds = np.concatenate([[0], np.cumsum([len(q) for q in queries])])
+    for q in range(len(queries)):
+        scores[q, order] = per_page[:, bounds[q] : bounds[q + 1]].sum(axis=1)
+    return scores
+
+
+def search_fast(
+    catalog: Catalog,
+    reader: SegmentReader,
+    stage: FirstStage,
+    queries: list[np.ndarray],
+    k: int,
+    filter: SearchFilter | None,
+    options: SearchOptions,
+) -> list[list[SearchHit]]:
+    selected = catalog.select(filter)
+    if len(selected) == 0:
+        return [[] for _ in queries]
+    covered = selected[stage.covered[selected]]
+    uncovered = selected[~stage.covered[selected]]
+    tokens = torch.from_numpy(np.concatenate(queries)).to(stage.cells.device)
+    all_cell_scores = tokens @ stage.cells.T
+    bounds = np.concatenate([[0], np.cumsum([len(q) for q in queries])])
+    per_query: list[np.ndarray] = []
+    for q in range(len(queries)):
+        if len(covered) > options.candidates:
+            approx = approximate_scores(
+                stage, all_cell_scores[bounds[q] : bounds[q + 1]], options.probe
+            ).numpy()[covered]
+            best = np.argpartition(-approx, options.candidates - 1)[: options.candidates]
+            chosen = covered[best]
+        else:
+            chosen = covered
+        per_query.append(np.union1d(chosen, uncovered))
+    union = np.unique(np.concatenate(per_query))
+    scores = rerank(catalog, reader, queries, union)
+    results = []
+    for q, chosen in enumerate(per_query):
+        # chosen is sorted, so top_k's tie-break by index is a tie-break by position.
+        row = scores[q, np.searchsorted(union, chosen)]
+        results.append([catalog.hit(int(chosen[i]), row[i]) for i in top_k(row, k)])
+    return results
