@@ -24,7 +24,7 @@ from colretrieve.errors import (
     ModelMismatchError,
 )
 from colretrieve.maxsim import maxsim_lists, top_k
-from colretrieve.store import EmbeddedStore
+from colretrieve.store import EmbeddedStore, SearchOptions
 from tests.store_corpus import (
     DIM,
     MODEL,
@@ -44,7 +44,36 @@ def _embedded(tmp_path: Path) -> StoreFactory:
     return lambda: EmbeddedStore.open(tmp_path / f"index{next(counter)}", create=True)
 
 
-BACKENDS = {"embedded": _embedded}
+def _embedded_exact(tmp_path: Path) -> StoreFactory:
+    counter = iter(range(1_000))
+    options = SearchOptions(mode="exact")
+    return lambda: EmbeddedStore.open(
+        tmp_path / f"index{next(counter)}", create=True, search=options
+    )
+
+
+class _SketchingStore(EmbeddedStore):
+    """The fast path with a first stage from the first page on: compact (train, sketch)
+    after every finished document; full candidate depth, so results must be exact."""
+
+    def finish_document(self, doc_id, replaces=()):
+        super().finish_document(doc_id, replaces)
+        self.compact()
+
+
+def _embedded_fast(tmp_path: Path) -> StoreFactory:
+    counter = iter(range(1_000))
+    options = SearchOptions(mode="fast", candidates=1_000, probe=8, min_pages=1)
+    return lambda: _SketchingStore.open(
+        tmp_path / f"index{next(counter)}", create=True, search=options
+    )
+
+
+BACKENDS = {
+    "embedded": _embedded,
+    "embedded-exact": _embedded_exact,
+    "embedded-fast": _embedded_fast,
+}
 
 
 @pytest.fixture(params=sorted(BACKENDS))

@@ -106,11 +106,13 @@ def train_codebook(sample: np.ndarray, codebook_id: int, seed: int = 0) -> Codeb
 
 def assign(codebook: Codebook, vectors: np.ndarray) -> np.ndarray:
     """The cell (uint16) of every row of ``vectors``."""
-    coarse = torch.from_numpy(codebook.coarse)
-    fine = torch.from_numpy(codebook.fine)
+    # bfloat16 products: 2-3x faster on CPUs with AVX512-BF16, and a cell is only a hint
+    # (exact scores never use it).
+    coarse = torch.from_numpy(codebook.coarse).bfloat16()
+    fine = torch.from_numpy(codebook.fine).bfloat16()
     cells = np.empty(len(vectors), dtype=np.uint16)
     for start in range(0, len(vectors), ASSIGN_CHUNK):
-        chunk = torch.from_numpy(np.array(vectors[start : start + ASSIGN_CHUNK])).float()
+        chunk = torch.from_numpy(np.array(vectors[start : start + ASSIGN_CHUNK])).bfloat16()
         group_of = (chunk @ coarse.T).argmax(dim=1)
         out = torch.empty(len(chunk), dtype=torch.int64)
         for group in torch.unique(group_of).tolist():
