@@ -8,7 +8,8 @@ probed score. The approximate page score is the sum over query tokens, as in Max
 Second stage: the ``candidates`` best pages by approximate score, plus every selected page
 without a current sketch (new since the last ``compact()``), are scored by exact MaxSim:
 their float16 rows are gathered into one block, converted to float32 once and multiplied
-with all query tokens of the call in one BLAS call (on CUDA when torch sees a GPU).
+with the query's tokens in one BLAS call (on CUDA when torch sees a GPU). A batch shares
+the cell scoring (one product for all queries) but each query reranks its own candidates.
 
 Filters pick catalog positions before either stage; the first stage only ranks pages the
 filter admits. Exact search (``mode="exact"``) stays the reference and the fallback.
@@ -212,11 +213,11 @@ def search_fast(
         else:
             chosen = covered
         per_query.append(np.union1d(chosen, uncovered))
-    union = np.unique(np.concatenate(per_query))
-    scores = rerank(catalog, reader, queries, union)
     results = []
     for q, chosen in enumerate(per_query):
-        # chosen is sorted, so top_k's tie-break by index is a tie-break by position.
-        row = scores[q, np.searchsorted(union, chosen)]
+        # Each query reranks its own candidates: a union would make a query's hits depend
+        # on the other queries of the call. chosen is sorted, so top_k's tie-break by
+        # index is a tie-break by catalog position.
+        row = rerank(catalog, reader, [queries[q]], chosen)[0]
         results.append([catalog.hit(int(chosen[i]), row[i]) for i in top_k(row, k)])
     return results
