@@ -6,10 +6,13 @@ Built by the CLI or the server factory, never at import time.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from colretrieve.store.fast import SearchOptions
 
 DEFAULT_MODEL = "vidore/colqwen2-v1.0"
 
@@ -49,6 +52,37 @@ class Settings(BaseSettings):
         le=64,
         description="Rasterizing worker processes; 0 picks one per CPU core, at most 4.",
     )
+
+    search_mode: Literal["fast", "exact"] = Field(
+        default="fast",
+        description="fast: first stage then exact MaxSim of the candidates; exact: score "
+        "every page. Fast equals exact until compact() has sketched the index.",
+    )
+    search_candidates: int = Field(
+        default=128,
+        ge=1,
+        le=100_000,
+        description="Pages per query scored by exact MaxSim after the first stage.",
+    )
+    search_probe: int = Field(
+        default=64, ge=1, le=4096, description="First-stage cells probed per query token."
+    )
+    sketch_min_pages: int = Field(
+        default=512,
+        ge=1,
+        description="Stored pages before compact() trains the first stage's codebook.",
+    )
+
+    def search_options(self) -> SearchOptions:
+        """The embedded store's search options these settings describe."""
+        from colretrieve.store.fast import SearchOptions
+
+        return SearchOptions(
+            mode=self.search_mode,
+            candidates=self.search_candidates,
+            probe=self.search_probe,
+            min_pages=self.sketch_min_pages,
+        )
 
     @field_validator("model")
     @classmethod

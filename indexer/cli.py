@@ -11,7 +11,7 @@ from typing import Annotated, Any, NoReturn
 import typer
 
 from colretrieve.contracts import SearchFilter
-from colretrieve.errors import ColretrieveError
+from colretrieve.errors import ColretrieveError, InvalidInputError
 from colretrieve.settings import Settings
 
 app = typer.Typer(
@@ -130,13 +130,18 @@ def search(
     tag: Annotated[
         list[str] | None, typer.Option("--tag", help="Only documents with this tag (repeatable).")
     ] = None,
+    mode: Annotated[
+        str | None, typer.Option(help="fast (first stage + exact rerank) or exact.")
+    ] = None,
 ) -> None:
     """Print the k best pages for QUERY (model: the index's own unless --model is given)."""
     from colretrieve.index import Index
     from indexer.console import print_hits
 
     try:
-        settings = settings_from(index=index, device=device)
+        if mode not in (None, "fast", "exact"):
+            raise InvalidInputError(f"--mode must be fast or exact; got {mode!r}")
+        settings = settings_from(index=index, device=device, search_mode=mode)
         search_filter = None
         if doc or path_prefix or tag:
             search_filter = SearchFilter(

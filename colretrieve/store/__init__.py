@@ -20,7 +20,9 @@ def open_configured(
     settings: Settings, *, create: bool = False, read_only: bool = False
 ) -> MultiVectorStore:
     """The store that ``settings`` select: today the embedded store at ``settings.index``."""
-    return EmbeddedStore.open(settings.index, create=create, read_only=read_only)
+    return EmbeddedStore.open(
+        settings.index, create=create, read_only=read_only, search=settings.search_options()
+    )
 
 
 __all__ = ["CompactionReport", "EmbeddedStore", "SearchOptions", "open_configured", "open_store"]
