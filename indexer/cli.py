@@ -67,6 +67,7 @@ def index(
     tag: Annotated[
         list[str] | None, typer.Option("--tag", help="Tag every document (repeatable).")
     ] = None,
+    json_output: JsonOpt = False,
 ) -> None:
     """Rasterize, embed and store every page. Re-runs skip unchanged files and resume.
 
@@ -110,6 +111,8 @@ def index(
     except (ColretrieveError, ValueError) as error:
         fail(error)
     print_report(report)
+    if json_output:
+        print(json.dumps(report.to_dict(), indent=2))
     raise typer.Exit(report.exit_code)
 
 

@@ -69,6 +69,22 @@ class IngestReport:
     def exit_code(self) -> int:
         return EXIT_SKIPPED if self.with_status(Status.SKIPPED) else EXIT_OK
 
+    def to_dict(self) -> dict:
+        return {
+            "files": [
+                {
+                    "path": str(o.path),
+                    "status": o.status.value,
+                    "pages": o.pages,
+                    "reason": o.reason,
+                }
+                for o in self.outcomes
+            ],
+            "pages_embedded": self.pages_embedded,
+            "seconds": round(self.seconds, 3),
+            "exit_code": self.exit_code,
+        }
+
 
 class IngestListener(Protocol):
     def planned(self, files: int, pages: int) -> None: ...
