@@ -25,15 +25,15 @@ app = typer.Typer(
 IndexOpt = Annotated[
     Path | None,
     typer.Option(
-        "--index", help="Index folder [env COLRETRIEVE_INDEX, default ./colretrieve-index]."
+        "--index", help="Index folder (env COLRETRIEVE_INDEX, default ./colretrieve-index)."
     ),
 ]
 ModelOpt = Annotated[
     str | None,
-    typer.Option("--model", help="Checkpoint: hub name or local folder [env COLRETRIEVE_MODEL]."),
+    typer.Option("--model", help="Checkpoint: hub name or local folder (env COLRETRIEVE_MODEL)."),
 ]
 DeviceOpt = Annotated[
-    str | None, typer.Option("--device", help="auto, cpu or cuda [env COLRETRIEVE_DEVICE].")
+    str | None, typer.Option("--device", help="auto, cpu or cuda (env COLRETRIEVE_DEVICE).")
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 
@@ -55,14 +55,14 @@ def index(
     paths: Annotated[list[Path], typer.Argument(help="PDFs, page images, or folders of them.")],
     index: IndexOpt = None,
     model: ModelOpt = None,
-    dpi: Annotated[int | None, typer.Option(help="PDF rendering resolution [default 144].")] = None,
+    dpi: Annotated[int | None, typer.Option(help="PDF rendering resolution (default 144).")] = None,
     max_visual_tokens: Annotated[
-        int | None, typer.Option(help="Visual tokens per page [default 768].")
+        int | None, typer.Option(help="Visual tokens per page (default 768).")
     ] = None,
-    batch_size: Annotated[int | None, typer.Option(help="Pages per batch [default 4].")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Pages per batch (default 4).")] = None,
     device: DeviceOpt = None,
     workers: Annotated[
-        int | None, typer.Option(help="Rasterizing processes [default: spare cores, max 4].")
+        int | None, typer.Option(help="Rasterizing processes (default: spare cores, max 4).")
     ] = None,
     tag: Annotated[
         list[str] | None, typer.Option("--tag", help="Tag every document (repeatable).")
@@ -244,14 +244,14 @@ def evaluate(
 def quickstart(
     folder: Annotated[
         Path | None,
-        typer.Argument(help="Folder of PDFs [default ../shared/corpus/pdfs if present]."),
+        typer.Argument(help="Folder of PDFs (default ../shared/corpus/pdfs if present)."),
     ] = None,
     index: IndexOpt = None,
     model: ModelOpt = None,
     device: DeviceOpt = None,
     queries: Annotated[
         Path | None,
-        typer.Option(help="Labelled queries [default FOLDER/../dev-queries.jsonl if present]."),
+        typer.Option(help="Labelled queries (default FOLDER/../dev-queries.jsonl if present)."),
     ] = None,
     k: Annotated[int, typer.Option("-k", help="Pages shown per example query.")] = 3,
 ) -> None:

@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+from colretrieve.errors import IndexNotFoundError
 from colretrieve.rasterize import inspect_source
 from colretrieve.store import EmbeddedStore
 from tests.bad_inputs import CORPUS
@@ -26,10 +27,11 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def stored_pages(index: Path) -> int:
-    if not (index / "index.sqlite").exists():
+    try:
+        with EmbeddedStore.open(index, read_only=True) as store:
+            return store.stats().pages
+    except IndexNotFoundError:  # not created yet (or its first commit is not done)
         return 0
-    with EmbeddedStore.open(index, read_only=True) as store:
-        return store.stats().pages
 
 
 def start_index(docs: Path, index: Path, model: Path) -> subprocess.Popen:
