@@ -89,21 +89,11 @@ def index(
             device=device,
             workers=workers,
         )
+        # The model first: a model that cannot load must not leave an empty index behind.
+        embedder = ColpaliEmbedder.from_settings(settings)
         store = open_configured(settings, create=True)
         try:
-            embedder = ColpaliEmbedder.load(
-                settings.model,
-                device=settings.device,
-                max_visual_tokens=settings.max_visual_tokens,
-                batch_size=settings.batch_size,
-            )
-            options = IngestOptions(
-                dpi=settings.dpi,
-                max_pixels=settings.max_page_pixels,
-                batch_size=settings.batch_size,
-                workers=settings.workers,
-                tags=tuple(tag or ()),
-            )
+            options = IngestOptions.from_settings(settings, tag or ())
             with ProgressListener() as listener:
                 report = run_ingest(paths, store, embedder, options, listener)
         finally:

@@ -18,6 +18,7 @@ from typing import Protocol
 from colretrieve.contracts import MultiVectorStore, PageEmbedder
 from colretrieve.ingest import Action, IngestPlan, plan_ingest, store_pages
 from colretrieve.rasterize import RenderedPage
+from colretrieve.settings import Settings
 from indexer.discover import discover_inputs
 from indexer.ordered import ordered_map
 from indexer.workers import RENDERER_CRASHED, RenderPool, RenderResult, probe, render
@@ -49,6 +50,16 @@ class IngestOptions:
     workers: int = 0
     """Rasterizing processes; 0 = one per spare core (at least 1, at most 4)."""
     tags: tuple[str, ...] = ()
+
+    @classmethod
+    def from_settings(cls, settings: Settings, tags: Sequence[str] = ()) -> IngestOptions:
+        return cls(
+            dpi=settings.dpi,
+            max_pixels=settings.max_page_pixels,
+            batch_size=settings.batch_size,
+            workers=settings.workers,
+            tags=tuple(tags),
+        )
 
     def worker_count(self) -> int:
         if self.workers:
