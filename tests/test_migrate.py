@@ -166,3 +166,34 @@ def test_parse_location() -> None:
     for bad in ("qdrant://db:6333", "qdrant:///pages", "s3://bucket/x", "qdrant-local://pages"):
         with pytest.raises(InvalidInputError):
             parse_location(bad)
+
+
+def test_migrate_command(built: Path, tmp_path: Path) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from indexer.cli import app
+
+    dest = f"qdrant-local://{tmp_path / 'q'}/pages"
+    result = CliRunner().invoke(app, ["migrate", "--from", str(built), "--to", dest, "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout[result.stdout.index("{") :])
+    assert (report["copied"], report["pages_copied"], report["queries_verified"]) == (4, 7, 7)
+    result = CliRunner().invoke(
+        app,
+        [
+            "info",
+            "--store",
+            "qdrant",
+            "--index",
+            str(tmp_path / "q"),
+            "--qdrant-collection",
+            "pages",
+            "--json",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout[result.stdout.index("{") :])["pages"] == 7
+    result = CliRunner().invoke(app, ["migrate", "--from", str(built), "--to", "s3://x/y"])
+    assert result.exit_code == 1 and "unknown index location" in result.output
