@@ -36,6 +36,24 @@ DeviceOpt = Annotated[
     str | None, typer.Option("--device", help="auto, cpu or cuda (env COLRETRIEVE_DEVICE).")
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+StoreOpt = Annotated[
+    str | None,
+    typer.Option("--store", help="embedded (default) or qdrant [env COLRETRIEVE_STORE]."),
+]
+QdrantUrlOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--qdrant-url",
+        help="Qdrant server URL, e.g. http://localhost:6333; unset: local mode in --index "
+        "[env COLRETRIEVE_QDRANT_URL; key in COLRETRIEVE_QDRANT_API_KEY].",
+    ),
+]
+QdrantCollectionOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--qdrant-collection", help="Qdrant collection [env COLRETRIEVE_QDRANT_COLLECTION]."
+    ),
+]
 
 
 def settings_from(**overrides: Any) -> Settings:
@@ -67,6 +85,9 @@ def index(
     tag: Annotated[
         list[str] | None, typer.Option("--tag", help="Tag every document (repeatable).")
     ] = None,
+    store_kind: StoreOpt = None,
+    qdrant_url: QdrantUrlOpt = None,
+    qdrant_collection: QdrantCollectionOpt = None,
     json_output: JsonOpt = False,
 ) -> None:
     """Rasterize, embed and store every page. Re-runs skip unchanged files and resume.
@@ -88,6 +109,9 @@ def index(
             batch_size=batch_size,
             device=device,
             workers=workers,
+            store=store_kind,
+            qdrant_url=qdrant_url,
+            qdrant_collection=qdrant_collection,
         )
         # The model first: a model that cannot load must not leave an empty index behind.
         embedder = ColpaliEmbedder.from_settings(settings)
@@ -123,13 +147,22 @@ def search(
     tag: Annotated[
         list[str] | None, typer.Option("--tag", help="Only documents with this tag (repeatable).")
     ] = None,
+    store_kind: StoreOpt = None,
+    qdrant_url: QdrantUrlOpt = None,
+    qdrant_collection: QdrantCollectionOpt = None,
 ) -> None:
     """Print the k best pages for QUERY (model: the index's own unless --model is given)."""
     from colretrieve.index import Index
     from indexer.console import print_hits
 
     try:
-        settings = settings_from(index=index, device=device)
+        settings = settings_from(
+            index=index,
+            device=device,
+            store=store_kind,
+            qdrant_url=qdrant_url,
+            qdrant_collection=qdrant_collection,
+        )
         search_filter = None
         if doc or path_prefix or tag:
             search_filter = SearchFilter(
@@ -155,21 +188,32 @@ def search(
 
 
 @app.command()
-def info(index: IndexOpt = None, json_output: JsonOpt = False) -> None:
+def info(
+    index: IndexOpt = None,
+    json_output: JsonOpt = False,
+    store_kind: StoreOpt = None,
+    qdrant_url: QdrantUrlOpt = None,
+    qdrant_collection: QdrantCollectionOpt = None,
+) -> None:
     """Documents, pages, model, dimension and bytes on disk of an index."""
     from colretrieve.store import open_configured
 
     try:
-        settings = settings_from(index=index)
-        store = open_configured(settings, read_only=True)
+        settings = settings_from(
+            index=index,
+            store=store_kind,
+            qdrant_url=qdrant_url,
+            qdrant_collection=qdrant_collection,
+        )
+        opened = open_configured(settings, read_only=True)
         try:
-            stats = store.stats()
+            stats = opened.stats()
         finally:
-            store.close()
+            opened.close()
     except ColretrieveError as error:
         fail(error)
     payload = {
-        "index": str(settings.index.resolve()),
+        "index": getattr(opened, "location", None) or str(settings.index.resolve()),
         "documents": stats.documents,
         "incomplete_documents": stats.incomplete_documents,
         "pages": stats.pages,
@@ -193,12 +237,20 @@ def info(index: IndexOpt = None, json_output: JsonOpt = False) -> None:
 def delete(
     refs: Annotated[list[str], typer.Argument(help="Document ids (or 8+ char prefixes) or paths.")],
     index: IndexOpt = None,
+    store_kind: StoreOpt = None,
+    qdrant_url: QdrantUrlOpt = None,
+    qdrant_collection: QdrantCollectionOpt = None,
 ) -> None:
     """Delete documents and all their pages from the index."""
     from colretrieve.index import Index
 
     try:
-        settings = settings_from(index=index)
+        settings = settings_from(
+            index=index,
+            store=store_kind,
+            qdrant_url=qdrant_url,
+            qdrant_collection=qdrant_collection,
+        )
         with Index.from_settings(settings) as idx:
             deleted = idx.delete(refs)
     except ColretrieveError as error:
@@ -258,6 +310,39 @@ def quickstart(
     except ColretrieveError as error:
         fail(error)
     raise typer.Exit(report.exit_code)
+
+
+@app.command(name="migrate")
+def migrate_command(
+    source: Annotated[
+        str, typer.Option("--from", help="Source: index folder or qdrant://HOST:PORT/COLLECTION.")
+    ],
+    dest: Annotated[
+        str,
+        typer.Option(
+            "--to",
+            help="Destination: qdrant://HOST:PORT/COLLECTION (qdrants:// for TLS), "
+            "qdrant-local://FOLDER/COLLECTION, or an index folder.",
+        ),
+    ],
+    batch_pages: Annotated[int, typer.Option(help="Pages per write batch.")] = 16,
+    verify_queries: Annotated[
+        int, typer.Option(help="Stored pages used as queries to compare top-k at the end.")
+    ] = 8,
+    json_output: JsonOpt = False,
+) -> None:
+    """Copy an index to another store without re-embedding; re-run to resume after a kill.
+
+    Qdrant connection options (API key, TLS, prefetch limit) come from COLRETRIEVE_QDRANT_*.
+    """
+    from indexer.migrate import report_dict, run_migrate
+
+    try:
+        report = run_migrate(source, dest, settings_from(), batch_pages, verify_queries)
+    except ColretrieveError as error:
+        fail(error)
+    if json_output:
+        print(json.dumps(report_dict(report), indent=2))
 
 
 @app.command(name="make-tiny-models")
