@@ -53,10 +53,10 @@ class ModelMismatchError(ColretrieveError):
 class IndexNotFoundError(ColretrieveError):
     code = "index_not_found"
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path | str, hint: str | None = None) -> None:
         super().__init__(
             f"no colretrieve index at {path}; "
-            f"create one with `colretrieve index PATH --index {path}`"
+            + (hint or f"create one with `colretrieve index PATH --index {path}`")
         )
         self.path = path
 
@@ -83,6 +83,21 @@ class IndexLockedError(ColretrieveError):
             f"index at {path} is being written by another process; wait for it to finish"
         )
         self.path = path
+
+
+class StoreUnavailableError(ColretrieveError):
+    """A store server (Qdrant) refused or failed a request: unreachable, auth, overloaded."""
+
+    code = "store_unavailable"
+
+    def __init__(self, location: str, reason: str) -> None:
+        super().__init__(
+            f"the store at {location} failed a request ({reason}); check that the server is "
+            "up and reachable, and its URL and API key (COLRETRIEVE_QDRANT_URL, "
+            "COLRETRIEVE_QDRANT_API_KEY), then retry: writes are idempotent"
+        )
+        self.location = location
+        self.reason = reason
 
 
 class DocumentNotFoundError(ColretrieveError):

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 if TYPE_CHECKING:
@@ -72,6 +72,77 @@ class Settings(BaseSettings):
         ge=1,
         description="Stored pages before compact() trains the first stage's codebook.",
     )
+
+    store: Literal["embedded", "qdrant"] = Field(
+        default="embedded",
+        description="Store backend: the embedded folder at `index`, or Qdrant (a server or "
+        "cluster at `qdrant_url`, else qdrant-client's local mode at `qdrant_path`).",
+    )
+    qdrant_url: str | None = Field(
+        default=None,
+        description="Qdrant server or cluster URL, e.g. http://qdrant-0:6333 (https:// for "
+        "TLS). Unset: qdrant-client's in-process local mode, for tests and tiny indexes only.",
+    )
+    qdrant_api_key: SecretStr | None = Field(
+        default=None, description="Qdrant API key, sent with every request; use with https."
+    )
+    qdrant_collection: str = Field(
+        default="colretrieve",
+        min_length=1,
+        max_length=200,
+        pattern=r"^[A-Za-z0-9_-]+$",
+        description="Qdrant collection of the pages; documents go to COLLECTION__documents.",
+    )
+    qdrant_path: str | None = Field(
+        default=None,
+        description="Local-mode folder (or ':memory:') when qdrant_url is unset; "
+        "default: the `index` folder.",
+    )
+    qdrant_verify_tls: bool = Field(
+        default=True, description="Verify the Qdrant server's TLS certificate (https URLs)."
+    )
+    qdrant_prefer_grpc: bool = Field(
+        default=False, description="Talk gRPC (port 6334) instead of REST: faster bulk upserts."
+    )
+    qdrant_timeout: int = Field(
+        default=60, ge=1, le=3600, description="Seconds before a Qdrant request gives up."
+    )
+    qdrant_prefetch_limit: int = Field(
+        default=512,
+        ge=1,
+        le=100_000,
+        description="Pages the first stage (pooled vectors, HNSW) hands to the exact MaxSim "
+        "rerank. Results equal exact search when it is at least the number of pages that "
+        "pass the filter; raise it for recall, lower it for speed.",
+    )
+    qdrant_pool_size: int = Field(
+        default=16,
+        ge=1,
+        le=1024,
+        description="First-stage vectors: means of this many consecutive page vectors "
+        "(fixed when the collection is created).",
+    )
+    qdrant_quantization: Literal["none", "scalar", "binary"] = Field(
+        default="none",
+        description="Quantization of the first-stage vectors (server only; the full "
+        "vectors used for the exact rerank are never quantized).",
+    )
+    qdrant_shards: int = Field(
+        default=1, ge=1, le=1024, description="Shards of a new collection (cluster mode)."
+    )
+    qdrant_replication_factor: int = Field(
+        default=1, ge=1, le=16, description="Copies of each shard of a new collection."
+    )
+
+    @field_validator("qdrant_url")
+    @classmethod
+    def _qdrant_url_scheme(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        value = value.strip()
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("qdrant_url must start with http:// or https://")
+        return value
 
     def search_options(self) -> SearchOptions:
         """The embedded store's search options these settings describe."""

@@ -25,17 +25,35 @@ app = typer.Typer(
 IndexOpt = Annotated[
     Path | None,
     typer.Option(
-        "--index", help="Index folder [env COLRETRIEVE_INDEX, default ./colretrieve-index]."
+        "--index", help="Index folder (env COLRETRIEVE_INDEX, default ./colretrieve-index)."
     ),
 ]
 ModelOpt = Annotated[
     str | None,
-    typer.Option("--model", help="Checkpoint: hub name or local folder [env COLRETRIEVE_MODEL]."),
+    typer.Option("--model", help="Checkpoint: hub name or local folder (env COLRETRIEVE_MODEL)."),
 ]
 DeviceOpt = Annotated[
-    str | None, typer.Option("--device", help="auto, cpu or cuda [env COLRETRIEVE_DEVICE].")
+    str | None, typer.Option("--device", help="auto, cpu or cuda (env COLRETRIEVE_DEVICE).")
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+StoreOpt = Annotated[
+    str | None,
+    typer.Option("--store", help="embedded (default) or qdrant [env COLRETRIEVE_STORE]."),
+]
+QdrantUrlOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--qdrant-url",
+        help="Qdrant server URL, e.g. http://localhost:6333; unset: local mode in --index "
+        "[env COLRETRIEVE_QDRANT_URL; key in COLRETRIEVE_QDRANT_API_KEY].",
+    ),
+]
+QdrantCollectionOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--qdrant-collection", help="Qdrant collection [env COLRETRIEVE_QDRANT_COLLECTION]."
+    ),
+]
 
 
 def settings_from(**overrides: Any) -> Settings:
@@ -55,18 +73,22 @@ def index(
     paths: Annotated[list[Path], typer.Argument(help="PDFs, page images, or folders of them.")],
     index: IndexOpt = None,
     model: ModelOpt = None,
-    dpi: Annotated[int | None, typer.Option(help="PDF rendering resolution [default 144].")] = None,
+    dpi: Annotated[int | None, typer.Option(help="PDF rendering resolution (default 144).")] = None,
     max_visual_tokens: Annotated[
-        int | None, typer.Option(help="Visual tokens per page [default 768].")
+        int | None, typer.Option(help="Visual tokens per page (default 768).")
     ] = None,
-    batch_size: Annotated[int | None, typer.Option(help="Pages per batch [default 4].")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Pages per batch (default 4).")] = None,
     device: DeviceOpt = None,
     workers: Annotated[
-        int | None, typer.Option(help="Rasterizing processes [default: spare cores, max 4].")
+        int | None, typer.Option(help="Rasterizing processes (default: spare cores, max 4).")
     ] = None,
     tag: Annotated[
         list[str] | None, typer.Option("--tag", help="Tag every document (repeatable).")
     ] = None,
+    store_kind: StoreOpt = None,
+    qdrant_url: QdrantUrlOpt = None,
+    qdrant_collection: QdrantCollectionOpt = None,
+    json_output: JsonOpt = False,
 ) -> None:
     """Rasterize, embed and store every page. Re-runs skip unchanged files and resume.
 
@@ -87,22 +109,15 @@ def index(
             batch_size=batch_size,
             device=device,
             workers=workers,
+            store=store_kind,
+            qdrant_url=qdrant_url,
+            qdrant_collection=qdrant_collection,
         )
+        # The model first: a model that cannot load must not leave an empty index behind.
+        embedder = ColpaliEmbedder.from_settings(settings)
         store = open_configured(settings, create=True)
         try:
-            embedder = ColpaliEmbedder.load(
-                settings.model,
-                device=settings.device,
-                max_visual_tokens=settings.max_visual_tokens,
-                batch_size=settings.batch_size,
-            )
-            options = IngestOptions(
-                dpi=settings.dpi,
-                max_pixels=settings.max_page_pixels,
-                batch_size=settings.batch_size,
-                workers=settings.workers,
-                tags=tuple(tag or ()),
-            )
+            options = IngestOptions.from_settings(settings, tag or ())
             with ProgressListener() as listener:
                 report = run_ingest(paths, store, embedder, options, listener)
         finally:
@@ -110,6 +125,8 @@ def index(
     except (ColretrieveError, ValueError) as error:
         fail(error)
     print_report(report)
+    if json_output:
+        print(json.dumps(report.to_dict(), indent=2))
     raise typer.Exit(report.exit_code)
 
 
@@ -133,6 +150,9 @@ def search(
     mode: Annotated[
         str | None, typer.Option(help="fast (first stage + exact rerank) or exact.")
     ] = None,
+    store_kind: StoreOpt = None,
+    qdrant_url: QdrantUrlOpt = None,
+    qdrant_collection: QdrantCollectionOpt = None,
 ) -> None:
     """Print the k best pages for QUERY (model: the index's own unless --model is given)."""
     from colretrieve.index import Index
@@ -141,7 +161,14 @@ def search(
     try:
         if mode not in (None, "fast", "exact"):
             raise InvalidInputError(f"--mode must be fast or exact; got {mode!r}")
-        settings = settings_from(index=index, device=device, search_mode=mode)
+        settings = settings_from(
+            index=index,
+            device=device,
+            search_mode=mode,
+            store=store_kind,
+            qdrant_url=qdrant_url,
+            qdrant_collection=qdrant_collection,
+        )
         search_filter = None
         if doc or path_prefix or tag:
             search_filter = SearchFilter(
@@ -167,21 +194,32 @@ def search(
 
 
 @app.command()
-def info(index: IndexOpt = None, json_output: JsonOpt = False) -> None:
+def info(
+    index: IndexOpt = None,
+    json_output: JsonOpt = False,
+    store_kind: StoreOpt = None,
+    qdrant_url: QdrantUrlOpt = None,
+    qdrant_collection: QdrantCollectionOpt = None,
+) -> None:
     """Documents, pages, model, dimension and bytes on disk of an index."""
     from colretrieve.store import open_configured
 
     try:
-        settings = settings_from(index=index)
-        store = open_configured(settings, read_only=True)
+        settings = settings_from(
+            index=index,
+            store=store_kind,
+            qdrant_url=qdrant_url,
+            qdrant_collection=qdrant_collection,
+        )
+        opened = open_configured(settings, read_only=True)
         try:
-            stats = store.stats()
+            stats = opened.stats()
         finally:
-            store.close()
+            opened.close()
     except ColretrieveError as error:
         fail(error)
     payload = {
-        "index": str(settings.index.resolve()),
+        "index": getattr(opened, "location", None) or str(settings.index.resolve()),
         "documents": stats.documents,
         "incomplete_documents": stats.incomplete_documents,
         "pages": stats.pages,
@@ -205,12 +243,20 @@ def info(index: IndexOpt = None, json_output: JsonOpt = False) -> None:
 def delete(
     refs: Annotated[list[str], typer.Argument(help="Document ids (or 8+ char prefixes) or paths.")],
     index: IndexOpt = None,
+    store_kind: StoreOpt = None,
+    qdrant_url: QdrantUrlOpt = None,
+    qdrant_collection: QdrantCollectionOpt = None,
 ) -> None:
     """Delete documents and all their pages from the index."""
     from colretrieve.index import Index
 
     try:
-        settings = settings_from(index=index)
+        settings = settings_from(
+            index=index,
+            store=store_kind,
+            qdrant_url=qdrant_url,
+            qdrant_collection=qdrant_collection,
+        )
         with Index.from_settings(settings) as idx:
             deleted = idx.delete(refs)
     except ColretrieveError as error:
@@ -246,14 +292,14 @@ def evaluate(
 def quickstart(
     folder: Annotated[
         Path | None,
-        typer.Argument(help="Folder of PDFs [default ../shared/corpus/pdfs if present]."),
+        typer.Argument(help="Folder of PDFs (default ../shared/corpus/pdfs if present)."),
     ] = None,
     index: IndexOpt = None,
     model: ModelOpt = None,
     device: DeviceOpt = None,
     queries: Annotated[
         Path | None,
-        typer.Option(help="Labelled queries [default FOLDER/../dev-queries.jsonl if present]."),
+        typer.Option(help="Labelled queries (default FOLDER/../dev-queries.jsonl if present)."),
     ] = None,
     k: Annotated[int, typer.Option("-k", help="Pages shown per example query.")] = 3,
 ) -> None:
@@ -270,6 +316,39 @@ def quickstart(
     except ColretrieveError as error:
         fail(error)
     raise typer.Exit(report.exit_code)
+
+
+@app.command(name="migrate")
+def migrate_command(
+    source: Annotated[
+        str, typer.Option("--from", help="Source: index folder or qdrant://HOST:PORT/COLLECTION.")
+    ],
+    dest: Annotated[
+        str,
+        typer.Option(
+            "--to",
+            help="Destination: qdrant://HOST:PORT/COLLECTION (qdrants:// for TLS), "
+            "qdrant-local://FOLDER/COLLECTION, or an index folder.",
+        ),
+    ],
+    batch_pages: Annotated[int, typer.Option(help="Pages per write batch.")] = 16,
+    verify_queries: Annotated[
+        int, typer.Option(help="Stored pages used as queries to compare top-k at the end.")
+    ] = 8,
+    json_output: JsonOpt = False,
+) -> None:
+    """Copy an index to another store without re-embedding; re-run to resume after a kill.
+
+    Qdrant connection options (API key, TLS, prefetch limit) come from COLRETRIEVE_QDRANT_*.
+    """
+    from indexer.migrate import report_dict, run_migrate
+
+    try:
+        report = run_migrate(source, dest, settings_from(), batch_pages, verify_queries)
+    except ColretrieveError as error:
+        fail(error)
+    if json_output:
+        print(json.dumps(report_dict(report), indent=2))
 
 
 @app.command(name="make-tiny-models")

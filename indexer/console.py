@@ -80,7 +80,8 @@ def print_report(report: IngestReport) -> None:
 
 
 def print_hits(hits: Sequence[SearchHit]) -> None:
-    table = Table("rank", "score", "page", "file")
+    table = Table("rank", "score", "page")
+    table.add_column("file", overflow="fold")
     for rank, hit in enumerate(hits, start=1):
         table.add_row(str(rank), f"{hit.score:.3f}", str(hit.page), hit.path)
     stdout.print(table)

@@ -18,6 +18,7 @@ from typing import Protocol
 from colretrieve.contracts import MultiVectorStore, PageEmbedder
 from colretrieve.ingest import Action, IngestPlan, plan_ingest, store_pages
 from colretrieve.rasterize import RenderedPage
+from colretrieve.settings import Settings
 from indexer.discover import discover_inputs
 from indexer.ordered import ordered_map
 from indexer.workers import RENDERER_CRASHED, RenderPool, RenderResult, probe, render
@@ -50,6 +51,16 @@ class IngestOptions:
     """Rasterizing processes; 0 = one per spare core (at least 1, at most 4)."""
     tags: tuple[str, ...] = ()
 
+    @classmethod
+    def from_settings(cls, settings: Settings, tags: Sequence[str] = ()) -> IngestOptions:
+        return cls(
+            dpi=settings.dpi,
+            max_pixels=settings.max_page_pixels,
+            batch_size=settings.batch_size,
+            workers=settings.workers,
+            tags=tuple(tags),
+        )
+
     def worker_count(self) -> int:
         if self.workers:
             return self.workers
@@ -68,6 +79,22 @@ class IngestReport:
     @property
     def exit_code(self) -> int:
         return EXIT_SKIPPED if self.with_status(Status.SKIPPED) else EXIT_OK
+
+    def to_dict(self) -> dict:
+        return {
+            "files": [
+                {
+                    "path": str(o.path),
+                    "status": o.status.value,
+                    "pages": o.pages,
+                    "reason": o.reason,
+                }
+                for o in self.outcomes
+            ],
+            "pages_embedded": self.pages_embedded,
+            "seconds": round(self.seconds, 3),
+            "exit_code": self.exit_code,
+        }
 
 
 class IngestListener(Protocol):

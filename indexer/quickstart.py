@@ -41,13 +41,7 @@ def load_embedder_or_tiny(settings: Settings, index_given: bool) -> tuple[PageEm
     from colretrieve.models import ColpaliEmbedder, make_tiny_models
 
     try:
-        embedder = ColpaliEmbedder.load(
-            settings.model,
-            device=settings.device,
-            max_visual_tokens=settings.max_visual_tokens,
-            batch_size=settings.batch_size,
-        )
-        return embedder, settings.index, False
+        return ColpaliEmbedder.from_settings(settings), settings.index, False
     except ModelLoadError as error:
         console.print(
             Panel(
@@ -65,12 +59,7 @@ def load_embedder_or_tiny(settings: Settings, index_given: bool) -> tuple[PageEm
     tiny_dir = TINY_HOME / "tiny-models"
     if not (tiny_dir / "colqwen2" / "config.json").exists():
         make_tiny_models(tiny_dir)
-    embedder = ColpaliEmbedder.load(
-        str(tiny_dir / "colqwen2"),
-        device=settings.device,
-        max_visual_tokens=settings.max_visual_tokens,
-        batch_size=settings.batch_size,
-    )
+    embedder = ColpaliEmbedder.from_settings(settings, str(tiny_dir / "colqwen2"))
     # Keep tiny-model pages out of the real index.
     return embedder, (settings.index if index_given else TINY_HOME / "tiny-index"), True
 
@@ -82,12 +71,7 @@ def run_quickstart(
     embedder, index_dir, tiny = load_embedder_or_tiny(settings, index_given)
     console.print(f"indexing {folder} into {index_dir} with {embedder.info.label}")
     with Index.open(index_dir, create=True, embedder=embedder) as index:
-        options = IngestOptions(
-            dpi=settings.dpi,
-            max_pixels=settings.max_page_pixels,
-            batch_size=settings.batch_size,
-            workers=settings.workers,
-        )
+        options = IngestOptions.from_settings(settings)
         with ProgressListener() as listener:
             report = ingest([folder], index.store, embedder, options, listener)
         print_report(report)

@@ -5,6 +5,8 @@ Add a backend by adding a param to ``store_factory``; every test then runs again
 
 from __future__ import annotations
 
+import os
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -71,10 +73,34 @@ def _embedded_fast(tmp_path: Path) -> StoreFactory:
     )
 
 
+def _qdrant_local(tmp_path: Path) -> StoreFactory:
+    from colretrieve.store.qdrant import QdrantStore
+
+    counter = iter(range(1_000))
+    return lambda: QdrantStore.open(path=tmp_path / f"qdrant{next(counter)}", create=True)
+
+
+def _qdrant_server(tmp_path: Path) -> StoreFactory:
+    """Fresh collections on the live server at COLRETRIEVE_TEST_QDRANT_URL (dropped after)."""
+    from colretrieve.store.qdrant import QdrantStore
+
+    url = os.environ.get("COLRETRIEVE_TEST_QDRANT_URL")
+    if not url:
+        pytest.skip("set COLRETRIEVE_TEST_QDRANT_URL to run the suite against a live Qdrant")
+    api_key = os.environ.get("COLRETRIEVE_TEST_QDRANT_API_KEY")
+    run = uuid.uuid4().hex[:10]
+    counter = iter(range(1_000))
+    return lambda: QdrantStore.open(
+        url=url, collection=f"colretrieve_test_{run}_{next(counter)}", api_key=api_key, create=True
+    )
+
+
 BACKENDS = {
     "embedded": _embedded,
     "embedded-exact": _embedded_exact,
     "embedded-fast": _embedded_fast,
+    "qdrant-local": _qdrant_local,
+    "qdrant-server": _qdrant_server,  # skipped unless COLRETRIEVE_TEST_QDRANT_URL is set
 }
 
 
@@ -90,6 +116,8 @@ def store_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[St
 
     yield factory
     for store in opened:
+        if request.param == "qdrant-server":
+            store.drop()  # type: ignore[attr-defined]
         store.close()
 
 

@@ -12,6 +12,7 @@ from PIL import Image
 from colretrieve.contracts import ModelInfo
 from colretrieve.errors import InvalidInputError
 from colretrieve.models.loading import LoadedModel, load_model
+from colretrieve.settings import Settings
 
 T = TypeVar("T")
 
@@ -45,6 +46,17 @@ class ColpaliEmbedder:
     ) -> ColpaliEmbedder:
         """Load a checkpoint (hub id in the local cache, or a folder); see ``load_model``."""
         return cls(load_model(name_or_dir, device, max_visual_tokens), batch_size)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, name_or_dir: str | None = None) -> ColpaliEmbedder:
+        """Load ``name_or_dir`` (default ``settings.model``) with the settings' device, budget
+        and batch size."""
+        return cls.load(
+            name_or_dir or settings.model,
+            device=settings.device,
+            max_visual_tokens=settings.max_visual_tokens,
+            batch_size=settings.batch_size,
+        )
 
     @property
     def info(self) -> ModelInfo:

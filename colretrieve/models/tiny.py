@@ -223,9 +223,13 @@ def save_random_colqwen2(
     from colpali_engine.models import ColQwen2, ColQwen2Processor
 
     torch.manual_seed(seed)
-    retriever = ColQwen2(config).eval()
-    if dtype is not None:
-        retriever = retriever.to(dtype)
+    previous = torch.get_default_dtype()
+    # Built directly in ``dtype``: a 2B-parameter model need not exist in float32 first.
+    torch.set_default_dtype(dtype or previous)
+    try:
+        retriever = ColQwen2(config).eval()
+    finally:
+        torch.set_default_dtype(previous)
     image, video = _processor_parts()
     ColQwen2Processor(
         image_processor=image, tokenizer=tokenizer, video_processor=video

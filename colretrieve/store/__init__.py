@@ -1,4 +1,8 @@
-"""Multi-vector stores. ``EmbeddedStore`` is the default: a local folder, no server."""
+"""Multi-vector stores. ``EmbeddedStore`` is the default: a local folder, no server.
+
+``QdrantStore`` (``store = "qdrant"`` in the settings) keeps the index in a Qdrant server or
+cluster; it needs the optional ``qdrant-client`` and is imported only when selected.
+"""
 
 from __future__ import annotations
 
@@ -19,7 +23,12 @@ def open_store(path: Path | str, create: bool = False, read_only: bool = False) 
 def open_configured(
     settings: Settings, *, create: bool = False, read_only: bool = False
 ) -> MultiVectorStore:
-    """The store that ``settings`` select: today the embedded store at ``settings.index``."""
+    """The store that ``settings.store`` selects: the embedded store at ``settings.index``,
+    or Qdrant at ``settings.qdrant_url`` (local mode at ``qdrant_path`` when no URL)."""
+    if settings.store == "qdrant":
+        from colretrieve.store.qdrant import QdrantStore
+
+        return QdrantStore.from_settings(settings, create=create, read_only=read_only)
     return EmbeddedStore.open(
         settings.index, create=create, read_only=read_only, search=settings.search_options()
     )

@@ -1,0 +1,5 @@
+"""``python -m indexer`` runs the ``colretrieve`` command line."""
+
+from indexer.cli import main
+
+main()
