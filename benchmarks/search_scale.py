@@ -93,7 +93,7 @@ def build(path: Path, pages: int, synthetic: Synthetic) -> dict:
         import shutil
 
         shutil.rmtree(path)
-    store = EmbeddedStore.open(path, create=True)
+    store = EmbeddedStore.open(path, create=True, search=SearchOptions(mode="fast"))
     store.bind_model(MODEL)
     add_s = generate_s = 0.0
     started = time.perf_counter()
@@ -134,6 +134,29 @@ def build(path: Path, pages: int, synthetic: Synthetic) -> dict:
     return figures
 
 
+def resketch(path: Path) -> dict:
+    """Forget the first stage, time compact() without it (exact mode), then with it."""
+    from colretrieve.store.schema import transaction
+
+    store = EmbeddedStore.open(path, search=SearchOptions(mode="exact"))
+    with transaction(store._connection):
+        store._connection.execute("DELETE FROM meta WHERE key = 'codebook'")
+        store._connection.execute("DELETE FROM sketches")
+    t = time.perf_counter()
+    store.compact()
+    exact_s = time.perf_counter() - t
+    store.search_options = SearchOptions(mode="fast")
+    t = time.perf_counter()
+    report = store.compact()
+    fast_s = time.perf_counter() - t
+    store.close()
+    return {
+        "compact_exact_mode_s": exact_s,
+        "compact_fast_mode_train_and_sketch_s": fast_s,
+        "segments_sketched": report.segments_sketched,
+    }
+
+
 def exhaustive_scores(store: EmbeddedStore, queries: list[np.ndarray]) -> np.ndarray:
     """(n_queries, n_pages) exact scores by catalog position, one pass over the vectors."""
     import torch
@@ -170,14 +193,22 @@ def main() -> None:
     )
     parser.add_argument("--candidates", type=int, default=SearchOptions().candidates)
     parser.add_argument("--probe", type=int, default=SearchOptions().probe)
+    parser.add_argument(
+        "--resketch",
+        action="store_true",
+        help="drop the cached index's codebook and sketches, then time compact() in exact "
+        "mode (no first stage) and in fast mode (train + sketch with the current code)",
+    )
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     pages = (args.pages // BATCH) * BATCH
     synthetic = Synthetic(pages)
     path = CACHE / f"synthetic-{pages}"
     figures = build(path, pages, synthetic)
+    if args.resketch:
+        figures = {**figures, **resketch(path)}
 
-    options = SearchOptions(candidates=args.candidates, probe=args.probe)
+    options = SearchOptions(mode="fast", candidates=args.candidates, probe=args.probe)
     t = time.perf_counter()
     store = EmbeddedStore.open(path, read_only=True, search=options)
     open_s = time.perf_counter() - t

@@ -54,9 +54,10 @@ class Settings(BaseSettings):
     )
 
     search_mode: Literal["fast", "exact"] = Field(
-        default="fast",
-        description="fast: first stage then exact MaxSim of the candidates; exact: score "
-        "every page. Fast equals exact until compact() has sketched the index.",
+        default="exact",
+        description="exact: score every page (default); fast: first stage then exact MaxSim "
+        "of the candidates, recall below 1 (docs/search.md). Fast equals exact until a "
+        "compact() in fast mode has sketched the index.",
     )
     search_candidates: int = Field(
         default=128,

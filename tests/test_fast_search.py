@@ -65,7 +65,9 @@ def _key(hits):
 
 def test_full_depth_fast_equals_exact(tmp_path: Path) -> None:
     store = EmbeddedStore.open(
-        tmp_path / "i", create=True, search=SearchOptions(candidates=10_000, min_pages=1)
+        tmp_path / "i",
+        create=True,
+        search=SearchOptions(mode="fast", candidates=10_000, min_pages=1),
     )
     store.bind_model(MODEL)
     corpus = make_corpus()
@@ -95,7 +97,7 @@ def test_full_depth_fast_equals_exact(tmp_path: Path) -> None:
 def test_default_depth_recall_floor(tmp_path: Path) -> None:
     """600 pages, 32 candidates (5% of the corpus): measured recall@10 vs exact >= 0.9."""
     docs = seeded_corpus()
-    store = _store(tmp_path / "i", docs, SearchOptions(candidates=32, min_pages=64))
+    store = _store(tmp_path / "i", docs, SearchOptions(mode="fast", candidates=32, min_pages=64))
     store.compact()
     rng = np.random.default_rng(7)
     recalls, targets = [], []
@@ -104,7 +106,7 @@ def test_default_depth_recall_floor(tmp_path: Path) -> None:
         page = int(rng.integers(len(vectors)))
         rows = vectors[page][rng.choice(len(vectors[page]), 12, replace=False)]
         query = _unit(rows + 0.1 * rng.standard_normal(rows.shape))
-        store.search_options = SearchOptions(candidates=32, min_pages=64)
+        store.search_options = SearchOptions(mode="fast", candidates=32, min_pages=64)
         got = {(h.doc_id, h.page) for h in store.search(query, 10)}
         store.search_options = SearchOptions(mode="exact")
         want = {(h.doc_id, h.page) for h in store.search(query, 10)}
@@ -143,7 +145,7 @@ def test_approximate_scores_match_brute_force() -> None:
 
 def test_first_stage_files_are_crash_safe(tmp_path: Path) -> None:
     docs = seeded_corpus(n_docs=6, pages=4)
-    store = _store(tmp_path / "i", docs, SearchOptions(min_pages=1))
+    store = _store(tmp_path / "i", docs, SearchOptions(mode="fast", min_pages=1))
     store.compact()
     folder = tmp_path / "i" / "segments"
     # Files a crash could leave: an uncommitted sketch, codebook and temporary file.
@@ -173,3 +175,15 @@ def test_options_are_validated() -> None:
     for bad in ({"mode": "approx"}, {"candidates": 0}, {"probe": True}):
         with pytest.raises(InvalidInputError):
             SearchOptions(**bad)
+
+
+def test_exact_is_the_default_and_its_compact_builds_no_first_stage(tmp_path: Path) -> None:
+    from colretrieve.settings import Settings
+
+    assert SearchOptions().mode == "exact" and Settings().search_mode == "exact"
+    docs = seeded_corpus(n_docs=6, pages=4)
+    store = _store(tmp_path / "i", docs, SearchOptions(min_pages=1))
+    assert store.compact().segments_sketched == 0
+    assert store.first_stage_bytes() == 0
+    assert not any(p.name.endswith(".sketch.npz") for p in (tmp_path / "i" / "segments").iterdir())
+    store.close()

@@ -53,6 +53,7 @@ from colretrieve.store.fast import FirstStage, SearchOptions, build_first_stage,
 from colretrieve.store.schema import snapshot, transaction
 from colretrieve.store.search import Catalog, load_catalog, search_catalog
 from colretrieve.store.segments import (
+    SEGMENT_DTYPE,
     SegmentReader,
     check_checksum,
     check_size,
@@ -92,6 +93,9 @@ def _locked(
             return method(self, *args, **kwargs)
 
     return wrapper
+
+
+HALF_MAX = float(np.finfo(np.float16).max)
 
 
 def _acquire_lock(root: Path) -> int:
@@ -142,7 +146,7 @@ class EmbeddedStore(StoreBase):
     ) -> Self:
         """Open the index at ``path``; with ``create``, make it if absent.
 
-        ``search`` picks fast (default) or exact search and the fast path's knobs.
+        ``search`` picks exact (default) or fast search and the fast path's knobs.
 
         A writable open takes the writer lock (IndexLockedError if another process holds
         it), deletes segment files no commit refers to (left by a crash) and checks that
@@ -294,12 +298,17 @@ class EmbeddedStore(StoreBase):
         if not pages:
             return
         next_page = (rows.stored_pages(connection, doc_id) or 0) + 1
-        arrays = [
-            to_segment_dtype(array)
-            for array in check_pages(pages, next_page, total_pages, model.dim)
-        ]
+        arrays = check_pages(pages, next_page, total_pages, model.dim)
+        # One float16 block, each page cast straight into it (no per-page copies).
+        block = np.empty((sum(len(a) for a in arrays), model.dim), dtype=SEGMENT_DTYPE)
+        at = 0
+        for array in arrays:  # finite float32 (check_pages); refuse what float16 cannot hold
+            if array.max() > HALF_MAX or array.min() < -HALF_MAX:
+                to_segment_dtype(array)  # raises the store's float16-range error
+            block[at : at + len(array)] = array
+            at += len(array)
         # The file is durable before the rows that name it commit; see segments.py.
-        record = write_segment(self._segments, self._allocate_segment_id(), np.concatenate(arrays))
+        record = write_segment(self._segments, self._allocate_segment_id(), block)
         try:
             with transaction(connection):
                 rows.insert_segment(connection, record)
@@ -354,16 +363,19 @@ class EmbeddedStore(StoreBase):
     ) -> CompactionReport:
         """Rewrite segments at least ``min_dead_fraction`` dead (0 rewrites every one),
         merge segments smaller than ``merge_below_bytes``, drop fully dead ones; then bring
-        the fast search's first stage up to date (see sketch_build.py)."""
+        the fast search's first stage up to date when the store searches in fast mode (see
+        sketch_build.py)."""
         connection = self._writer()
         chosen = plan(rows.all_segments(connection), min_dead_fraction, merge_below_bytes)
         try:
             report = compact_segments(
                 connection, self._segments, self._reader, chosen, self._allocate_segment_id
             )
-            sketched = refresh_first_stage(
-                connection, self._segments, self._reader, self.search_options.min_pages
-            )
+            sketched = 0
+            if self.search_options.mode == "fast":  # exact-mode users pay nothing for it
+                sketched = refresh_first_stage(
+                    connection, self._segments, self._reader, self.search_options.min_pages
+                )
             if self._remove_unreferenced_derived():
                 fsync_dir(self._segments)
             return dataclasses.replace(report, segments_sketched=sketched)

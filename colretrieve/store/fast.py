@@ -38,14 +38,16 @@ DEFAULT_MIN_PAGES = 512
 class SearchOptions:
     """How the embedded store searches. Approximation is a setting, never silent."""
 
-    mode: Literal["fast", "exact"] = "fast"
-    """``exact`` scores every selected page; ``fast`` reranks first-stage candidates."""
+    mode: Literal["fast", "exact"] = "exact"
+    """``exact`` (default) scores every selected page; ``fast`` reranks first-stage
+    candidates and is opt-in: its recall is below 1 (docs/search.md)."""
     candidates: int = DEFAULT_CANDIDATES
     """Pages per query scored exactly after the first stage (the recall/latency knob)."""
     probe: int = DEFAULT_PROBE
-    """Cells each query token probes in the first stage (of up to 4,096)."""
+    """Cells each query token probes in the first stage (of up to 16,384)."""
     min_pages: int = DEFAULT_MIN_PAGES
-    """Stored pages before ``compact()`` trains a codebook and sketches pages."""
+    """Stored pages before ``compact()`` trains a codebook and sketches pages (fast mode
+    only: a store opened in exact mode never builds the first stage)."""
 
     def __post_init__(self) -> None:
         from colretrieve.errors import InvalidInputError

@@ -1,9 +1,9 @@
 """First-stage data of the fast search path: a token codebook and per-page cell sets.
 
 The codebook is a two-level spherical k-means over a sample of stored page vectors: up to
-64 coarse centroids, each split into up to 64 fine ones, so at most 4,096 *cells*. A token
-is assigned by its best coarse centroid, then its best fine centroid within it (128 dot
-products, not 4,096). A page's *sketch* is the set of distinct cells its tokens fall in:
+128 coarse centroids, each split into up to 128 fine ones, so at most 16,384 *cells* (uint16
+codes). A token is assigned by its best coarse centroid, then its best fine centroid within
+it (256 dot products, not 16,384). A page's *sketch* is the set of distinct cells its tokens fall in:
 near-duplicate background patches collapse into a few cells, so a 750-vector page keeps a
 few hundred uint16 codes.
 
@@ -28,9 +28,9 @@ import torch
 from colretrieve.errors import IndexCorruptError
 from colretrieve.store.segments import fsync_dir
 
-COARSE = 64
-FINE = 64
-SAMPLE_TOKENS = 65_536
+COARSE = 128
+FINE = 128
+SAMPLE_TOKENS = 262_144
 KMEANS_ITERATIONS = 8
 ASSIGN_CHUNK = 131_072
 DTYPE = torch.float32
