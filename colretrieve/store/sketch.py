@@ -3,9 +3,9 @@
 The codebook is a two-level spherical k-means over a sample of stored page vectors: up to
 128 coarse centroids, each split into up to 128 fine ones, so at most 16,384 *cells* (uint16
 codes). A token is assigned by its best coarse centroid, then its best fine centroid within
-it (256 dot products, not 16,384). A page's *sketch* is the set of distinct cells its tokens fall in:
-near-duplicate background patches collapse into a few cells, so a 750-vector page keeps a
-few hundred uint16 codes.
+it (256 dot products, not 16,384). A page's *sketch* is the set of distinct cells its tokens
+fall in: near-duplicate background patches collapse into a few cells, so a 750-vector page
+keeps a few hundred uint16 codes.
 
 Sketches are derived state kept beside the segments they describe (``seg-N.sketch.npz``)
 and, like segments, are immutable files written and fsynced before the commit that
