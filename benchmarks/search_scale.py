@@ -181,6 +181,37 @@ def exhaustive_scores(store: EmbeddedStore, queries: list[np.ndarray]) -> np.nda
     return scores
 
 
+def measure(store, queries, targets, exact_top, position, candidates) -> dict:
+    """p50/p95, batch and filtered latency, recall@10 vs exhaustive of the current options."""
+    from colretrieve.contracts import SearchFilter
+
+    store.search(queries[0], 10)  # warm
+    latencies, recalls, target_hits = [], [], []
+    for q, query in enumerate(queries):
+        t = time.perf_counter()
+        hits = store.search(query, 10)
+        latencies.append((time.perf_counter() - t) * 1000)
+        got = {position[(h.doc_id, h.page)] for h in hits}
+        recalls.append(len(got & exact_top[q]) / 10)
+        target_hits.append(int(targets[q]) in got)
+    t = time.perf_counter()
+    store.search_batch(queries, 10)
+    batch_ms = (time.perf_counter() - t) * 1000 / len(queries)
+    filt_t = time.perf_counter()
+    store.search(queries[0], 10, SearchFilter(tags=frozenset({"even"})))
+    filtered_ms = (time.perf_counter() - filt_t) * 1000
+
+    return {
+        "candidates": candidates,
+        "p50_ms": float(np.percentile(latencies, 50)),
+        "p95_ms": float(np.percentile(latencies, 95)),
+        "batch_ms_per_query": batch_ms,
+        "filtered_ms": filtered_ms,
+        "recall_at_10": float(np.mean(recalls)),
+        "target_recall_at_10": float(np.mean(target_hits)),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--pages", type=int, default=25_000)
@@ -191,7 +222,13 @@ def main() -> None:
         default=3,
         help="queries timed through the store's exact mode",
     )
-    parser.add_argument("--candidates", type=int, default=SearchOptions().candidates)
+    parser.add_argument(
+        "--candidates",
+        type=int,
+        nargs="+",
+        default=[SearchOptions().candidates],
+        help="rerank depths to measure against the same exhaustive truth (one row each)",
+    )
     parser.add_argument("--probe", type=int, default=SearchOptions().probe)
     parser.add_argument(
         "--resketch",
@@ -208,7 +245,7 @@ def main() -> None:
     if args.resketch:
         figures = {**figures, **resketch(path)}
 
-    options = SearchOptions(mode="fast", candidates=args.candidates, probe=args.probe)
+    options = SearchOptions(mode="fast", candidates=args.candidates[0], probe=args.probe)
     t = time.perf_counter()
     store = EmbeddedStore.open(path, read_only=True, search=options)
     open_s = time.perf_counter() - t
@@ -232,24 +269,10 @@ def main() -> None:
         (catalog.doc_ids[catalog.page_doc[i]], int(catalog.page_no[i])): i for i in range(n)
     }
 
-    store.search(queries[0], 10)  # warm
-    latencies, recalls, target_hits = [], [], []
-    for q, query in enumerate(queries):
-        t = time.perf_counter()
-        hits = store.search(query, 10)
-        latencies.append((time.perf_counter() - t) * 1000)
-        got = {position[(h.doc_id, h.page)] for h in hits}
-        recalls.append(len(got & exact_top[q]) / 10)
-        target_hits.append(int(targets[q]) in got)
-    t = time.perf_counter()
-    store.search_batch(queries, 10)
-    batch_ms = (time.perf_counter() - t) * 1000 / len(queries)
-    filt_t = time.perf_counter()
-    from colretrieve.contracts import SearchFilter
-
-    store.search(queries[0], 10, SearchFilter(tags=frozenset({"even"})))
-    filtered_ms = (time.perf_counter() - filt_t) * 1000
-
+    rows = []
+    for candidates in args.candidates:
+        store.search_options = SearchOptions(mode="fast", candidates=candidates, probe=args.probe)
+        rows.append(measure(store, queries, targets, exact_top, position, candidates))
     store.search_options = SearchOptions(mode="exact")
     exhaustive = []
     for query in queries[: args.exhaustive_timed]:
@@ -257,22 +280,17 @@ def main() -> None:
         store.search(query, 10)
         exhaustive.append((time.perf_counter() - t) * 1000)
     exhaustive_target = np.mean([int(t) in s for t, s in zip(targets, exact_top, strict=True)])
-    p50 = float(np.percentile(latencies, 50))
+    exhaustive_p50 = float(np.median(exhaustive))
+    for row in rows:
+        row["speedup"] = exhaustive_p50 / row["p50_ms"]
     result = {
         "pages": n,
         "queries": len(queries),
-        "candidates": options.candidates,
         "probe": options.probe,
-        "p50_ms": p50,
-        "p95_ms": float(np.percentile(latencies, 95)),
-        "batch_ms_per_query": batch_ms,
-        "filtered_ms": filtered_ms,
-        "exhaustive_p50_ms": float(np.median(exhaustive)),
+        "rows": rows,
+        "exhaustive_p50_ms": exhaustive_p50,
         "exhaustive_timed_queries": len(exhaustive),
         "exhaustive_batched_s_per_query": truth_s / len(queries),
-        "speedup": float(np.median(exhaustive)) / p50,
-        "recall_at_10": float(np.mean(recalls)),
-        "target_recall_at_10": float(np.mean(target_hits)),
         "exhaustive_target_recall_at_10": float(exhaustive_target),
         "open_s": open_s,
         "first_search_load_s": load_s,

@@ -71,7 +71,8 @@ class Settings(BaseSettings):
     sketch_min_pages: int = Field(
         default=512,
         ge=1,
-        description="Stored pages before compact() trains the first stage's codebook.",
+        description="Stored pages before compact() trains the first stage's codebook (fast "
+        "mode only: in exact mode compact() builds no first stage).",
     )
 
     store: Literal["embedded", "qdrant"] = Field(
