@@ -177,12 +177,13 @@ def test_options_are_validated() -> None:
             SearchOptions(**bad)
 
 
-def test_exact_is_the_default_and_its_compact_builds_no_first_stage(tmp_path: Path) -> None:
+def test_exact_mode_compact_builds_no_first_stage(tmp_path: Path) -> None:
     from colretrieve.settings import Settings
 
-    assert SearchOptions().mode == "exact" and Settings().search_mode == "exact"
+    assert SearchOptions().mode == "fast" and Settings().search_mode == "fast"
+    assert Settings().search_options() == SearchOptions()
     docs = seeded_corpus(n_docs=6, pages=4)
-    store = _store(tmp_path / "i", docs, SearchOptions(min_pages=1))
+    store = _store(tmp_path / "i", docs, SearchOptions(mode="exact", min_pages=1))
     assert store.compact().segments_sketched == 0
     assert store.first_stage_bytes() == 0
     assert not any(p.name.endswith(".sketch.npz") for p in (tmp_path / "i" / "segments").iterdir())

@@ -146,7 +146,7 @@ class EmbeddedStore(StoreBase):
     ) -> Self:
         """Open the index at ``path``; with ``create``, make it if absent.
 
-        ``search`` picks exact (default) or fast search and the fast path's knobs.
+        ``search`` picks fast (default) or exact search and the fast path's knobs.
 
         A writable open takes the writer lock (IndexLockedError if another process holds
         it), deletes segment files no commit refers to (left by a crash) and checks that
