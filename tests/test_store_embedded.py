@@ -272,3 +272,20 @@ def test_one_store_shared_by_threads(built: Path) -> None:
             writer.result()
         assert min(counts) >= 60
         assert_matches(store.search(query, 100), reference([*corpus, *extra], query, 100))
+
+
+def test_add_pages_stores_float16_and_refuses_values_float16_cannot_hold(tmp_path: Path) -> None:
+    doc = make_corpus(n_docs=1, pages_per_doc=3)[0]
+    with EmbeddedStore.open(tmp_path / "i", create=True) as store:
+        store.bind_model(MODEL)
+        store.begin_document(doc.record)
+        bad = doc.inputs(1, 2)
+        bad[1].vectors[0, 0] = 1e5
+        with pytest.raises(InvalidInputError, match="float16"):
+            store.add_pages(doc.record.doc_id, bad)
+        doc = make_corpus(n_docs=1, pages_per_doc=3)[0]
+        store.add_pages(doc.record.doc_id, doc.inputs())
+        store.finish_document(doc.record.doc_id)
+        for n, vectors in enumerate(doc.pages, start=1):
+            stored = store.page_vectors(doc.record.doc_id, n)
+            np.testing.assert_array_equal(stored, vectors.astype(np.float16).astype(stored.dtype))

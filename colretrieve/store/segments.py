@@ -64,7 +64,8 @@ def fsync_dir(folder: Path) -> None:
 def to_segment_dtype(vectors: np.ndarray) -> np.ndarray:
     """float16 copy of ``vectors``; refuse values outside float16's range."""
     # ColQwen2 vectors are unit-normalised (|x| <= 1), so float16 loses only sub-1e-3 detail.
-    half = np.ascontiguousarray(vectors, dtype=SEGMENT_DTYPE)
+    with np.errstate(over="ignore"):  # overflow becomes inf, refused just below
+        half = np.ascontiguousarray(vectors, dtype=SEGMENT_DTYPE)
     if not np.isfinite(half).all():
         raise InvalidInputError("vectors exceed the float16 range (|x| > 65504) of the store")
     return half
