@@ -10,8 +10,13 @@ import pytest
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from colretrieve.answer import AnswerOptions, GenerationSettings, answer_question, prepare
-from colretrieve.answer import stream_answer
+from colretrieve.answer import (
+    AnswerOptions,
+    GenerationSettings,
+    answer_question,
+    prepare,
+    stream_answer,
+)
 from colretrieve.answer.openai_compat import OpenAICompatGenerator
 from colretrieve.index import Index
 from colretrieve.settings import Settings

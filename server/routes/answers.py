@@ -29,7 +29,14 @@ from server.wire import AskRequest, AskResponse, CitationOut, Filters, PageShown
 router = APIRouter(responses=ERROR_RESPONSES)
 
 SSE_DOC = {
-    "content": {"text/event-stream": {"schema": {"type": "string"}}},
+    "content": {
+        "text/event-stream": {
+            "schema": {
+                "type": "object",
+                "properties": {"event": {"type": "string"}, "data": {"type": "string"}},
+            }
+        }
+    },
     "description": "With stream=true: `token` events, then one `answer` event (or `error`).",
 }
 
