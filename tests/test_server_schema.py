@@ -1,6 +1,7 @@
 """Schemathesis against our OpenAPI schema, in process, with the tiny models: no 5xx and no
 response that violates the schema. The suite runs a bounded number of cases per operation;
-the full run (>= 1,000 cases) is `COLRETRIEVE_SCHEMA_CASES=150 python -m pytest -s tests/test_server_schema.py`.
+the full run (>= 1,000 cases) is
+`COLRETRIEVE_SCHEMA_CASES=150 python -m pytest -s tests/test_server_schema.py`.
 """
 
 from __future__ import annotations
