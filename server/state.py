@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,11 +13,11 @@ import numpy as np
 from PIL import Image
 
 from colretrieve.answer import Generator, load_generator
-from colretrieve.contracts import ModelInfo, PageEmbedder
+from colretrieve.contracts import ModelInfo, MultiVectorStore, PageEmbedder
 from colretrieve.errors import GeneratorNotConfiguredError, NotFoundError
 from colretrieve.index import Index
 from colretrieve.settings import Settings
-from colretrieve.store import EmbeddedStore
+from colretrieve.store import EmbeddedStore, open_configured
 from server.auth import KeyRing, Principal
 from server.metrics import Metrics
 
@@ -48,6 +48,16 @@ class LockedEmbedder:
             return self.inner.embed_queries(queries)
 
 
+def open_collection_store(
+    settings: Settings, name: str, path: Path, *, read_only: bool
+) -> MultiVectorStore:
+    """The default collection lives in the configured store (embedded, or Qdrant with
+    ``store=qdrant``); extra named collections are embedded index folders."""
+    if name == DEFAULT_COLLECTION:
+        return open_configured(settings, create=not read_only, read_only=read_only)
+    return EmbeddedStore.open(path, create=not read_only, read_only=read_only)
+
+
 @dataclass
 class Collection:
     name: str
@@ -55,14 +65,15 @@ class Collection:
     index: Index
     """Read-only: sees each writer's last commit. Writes open a writer briefly."""
     embedder: LockedEmbedder
+    settings: Settings
 
     @property
     def uploads(self) -> Path:
         return self.path / "uploads"
 
     @contextmanager
-    def writer(self):  # -> Iterator[EmbeddedStore]
-        store = EmbeddedStore.open(self.path)
+    def writer(self) -> Iterator[MultiVectorStore]:
+        store = open_collection_store(self.settings, self.name, self.path, read_only=False)
         try:
             yield store
         finally:
@@ -122,9 +133,8 @@ def load_state(
     embedders: dict[str, LockedEmbedder] = {}
     collections: dict[str, Collection] = {}
     for name, path in collection_paths(settings).items():
-        if not (path / "index.sqlite").exists():
-            EmbeddedStore.open(path, create=True).close()
-        store = EmbeddedStore.open(path, read_only=True)
+        open_collection_store(settings, name, path, read_only=False).close()  # create if new
+        store = open_collection_store(settings, name, path, read_only=True)
         model_name = store.model.name if store.model else settings.model
         if embedder is not None:
             shared = embedders.setdefault("given", LockedEmbedder(embedder, lock))
@@ -136,7 +146,7 @@ def load_state(
         else:
             shared = embedders[model_name]
         index = Index(store, shared, device=settings.device)
-        collections[name] = Collection(name, Path(path), index, shared)
+        collections[name] = Collection(name, Path(path), index, shared, settings)
     if generator is None and settings.generator:
         generator = load_generator(settings)
     state = ServerState(settings, keys, collections, lock, generator)
