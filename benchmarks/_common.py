@@ -11,6 +11,9 @@ from typing import Any
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 
+# Benchmarks print JSON; transformers' weight-loading bars would only clutter the log.
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+
 
 def machine() -> dict[str, Any]:
     import torch

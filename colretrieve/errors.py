@@ -123,3 +123,64 @@ class UnreadableDocumentError(ColretrieveError):
         super().__init__(f"{path}: {reason}")
         self.path = path
         self.reason = reason
+
+
+class GeneratorNotConfiguredError(ColretrieveError):
+    """An answer was asked for but no generator model or endpoint is configured."""
+
+    code = "generator_not_configured"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "no answer generator is configured; pass --generator NAME_OR_DIR_OR_URL "
+            "(or set COLRETRIEVE_GENERATOR) to a Qwen2-VL checkpoint or an OpenAI-compatible URL"
+        )
+
+
+class GenerationError(ColretrieveError):
+    """The generator failed, or its output stayed malformed after one repair attempt."""
+
+    code = "generation_failed"
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"the answer could not be generated: {reason}")
+        self.reason = reason
+
+
+class LimitExceededError(ColretrieveError):
+    """A request is over one of the configured caps (upload size, pages, k, query length...)."""
+
+    code = "limit_exceeded"
+
+    def __init__(self, what: str, limit: int, got: int | None = None) -> None:
+        extra = f"; got {got}" if got is not None else ""
+        super().__init__(f"{what} is limited to {limit}{extra}")
+        self.what = what
+        self.limit = limit
+        self.got = got
+
+
+class TooBusyError(ColretrieveError):
+    """Too many jobs are running; retry later."""
+
+    code = "too_busy"
+
+
+class UnauthorizedError(ColretrieveError):
+    """Missing or unknown API key."""
+
+    code = "unauthorized"
+
+    def __init__(self) -> None:
+        super().__init__("missing or invalid API key; send it as `Authorization: Bearer KEY`")
+
+
+class NotFoundError(ColretrieveError):
+    """A named thing (collection, job, page) does not exist or is not visible to the caller."""
+
+    code = "not_found"
+
+    def __init__(self, kind: str, name: str) -> None:
+        super().__init__(f"no {kind} {name!r}")
+        self.kind = kind
+        self.name = name

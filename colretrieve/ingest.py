@@ -17,7 +17,7 @@ from colretrieve.contracts import (
     PageEmbedder,
     PageInput,
 )
-from colretrieve.rasterize import RenderedPage, SourceInfo
+from colretrieve.rasterize import RenderedPage, SourceInfo, inspect_source, render_pages
 
 
 class Action(Enum):
@@ -105,8 +105,6 @@ def ingest_file(
     tags: Sequence[str] = (),
 ) -> IngestPlan:
     """Index one file in this process, page batch by page batch (resumable after a crash)."""
-    from colretrieve.rasterize import inspect_source, render_pages
-
     store.bind_model(embedder.info)
     plan = plan_ingest(store, inspect_source(path), tags)
     if plan.action is Action.DUPLICATE:

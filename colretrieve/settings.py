@@ -5,6 +5,7 @@ Built by the CLI or the server factory, never at import time.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -15,6 +16,8 @@ if TYPE_CHECKING:
     from colretrieve.store.fast import SearchOptions
 
 DEFAULT_MODEL = "vidore/colqwen2-v1.0"
+MAX_ANSWER_PAGES = 8
+COLLECTION_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 class Settings(BaseSettings):
@@ -144,6 +147,82 @@ class Settings(BaseSettings):
         value = value.strip()
         if not value.startswith(("http://", "https://")):
             raise ValueError("qdrant_url must start with http:// or https://")
+        return value
+
+    # -- answers (colretrieve ask, POST /v1/ask, /v1/chat/completions) ------------------------
+    generator: str | None = Field(
+        default=None,
+        description="Answer generator: a Qwen2-VL/Qwen2.5-VL hub name or folder, or the base URL "
+        "of an OpenAI-compatible chat endpoint (http://... or https://...).",
+    )
+    generator_model: str | None = Field(
+        default=None,
+        description="Model name sent to an OpenAI-compatible generator endpoint.",
+    )
+    generator_api_key: SecretStr | None = Field(
+        default=None, description="Bearer key for an OpenAI-compatible generator endpoint."
+    )
+    answer_pages: int = Field(
+        default=3,
+        ge=1,
+        le=MAX_ANSWER_PAGES,
+        description=f"Top pages shown to the generator as images (at most {MAX_ANSWER_PAGES}).",
+    )
+    answer_max_pixels: int = Field(
+        default=602_112,
+        ge=12_544,
+        le=4_000_000,
+        description="Pixel budget per page image sent to the generator (resized server-side).",
+    )
+    answer_page_text: bool = Field(
+        default=True, description="Also give the generator each page's text layer as context."
+    )
+    max_new_tokens: int = Field(
+        default=512, ge=1, le=8192, description="Most tokens the generator may produce."
+    )
+    temperature: float = Field(
+        default=0.0, ge=0.0, le=2.0, description="Sampling temperature; 0 is greedy decoding."
+    )
+    # -- server (colretrieve serve) -------------------------------------------------------------
+    host: str = Field(default="127.0.0.1", description="Address the server listens on.")
+    port: int = Field(default=8000, ge=1, le=65_535, description="Port the server listens on.")
+    api_key: SecretStr | None = Field(
+        default=None, description="One all-access API key (kept only as its SHA-256)."
+    )
+    keys_file: Path | None = Field(
+        default=None,
+        description="JSON file of hashed API keys, each bound to collections it may read/write.",
+    )
+    no_auth: bool = Field(
+        default=False, description="Serve without API keys: local development only."
+    )
+    collections: dict[str, Path] = Field(
+        default_factory=dict,
+        description="Extra named collections (name -> index folder); `default` is `index`.",
+    )
+    max_upload_bytes: int = Field(
+        default=50_000_000, ge=1_000, le=2_000_000_000, description="Largest accepted upload."
+    )
+    max_upload_pages: int = Field(
+        default=500, ge=1, le=100_000, description="Most pages in one upload (all its files)."
+    )
+    max_query_chars: int = Field(
+        default=2_000, ge=1, le=2_000, description="Longest accepted query, in characters."
+    )
+    max_k: int = Field(default=100, ge=1, le=1_000, description="Largest k a search may ask.")
+    max_jobs: int = Field(
+        default=2, ge=1, le=64, description="Ingest jobs queued or running at once."
+    )
+    max_image_width: int = Field(
+        default=2_048, ge=64, le=8_192, description="Widest page image the server renders."
+    )
+
+    @field_validator("collections")
+    @classmethod
+    def _collection_names(cls, value: dict[str, Path]) -> dict[str, Path]:
+        for name in value:
+            if not COLLECTION_NAME.fullmatch(name):
+                raise ValueError(f"collection names are 1-64 of [A-Za-z0-9_-]; got {name!r}")
         return value
 
     def search_options(self) -> SearchOptions:

@@ -1,4 +1,5 @@
-"""The ``colretrieve`` command line: index, search, info, delete, eval, make-tiny-models."""
+"""The ``colretrieve`` command line: index, search, info, delete, eval, make-tiny-models,
+serve, ask."""
 
 from __future__ import annotations
 
@@ -367,6 +368,63 @@ def make_tiny_models_command(
     paths = make_tiny_models(directory)
     print(f"tiny ColQwen2 (random weights): {paths.colqwen2}")
     print(f"tiny Qwen2-VL (random weights): {paths.qwen2_vl}")
+
+
+@app.command()
+def serve(
+    index: IndexOpt = None,
+    model: ModelOpt = None,
+    generator: Annotated[
+        str | None,
+        typer.Option(help="Answer model: hub name, folder or OpenAI-compatible URL."),
+    ] = None,
+    host: Annotated[str | None, typer.Option(help="Listen address (default 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="Listen port (default 8000).")] = None,
+    keys: Annotated[Path | None, typer.Option("--keys", help="JSON file of hashed keys.")] = None,
+    no_auth: Annotated[
+        bool, typer.Option("--no-auth", help="NO API KEYS: local development only.")
+    ] = False,
+    device: DeviceOpt = None,
+) -> None:
+    """Run the HTTP API (search, cited answers, OpenAI-compatible chat); see docs/server.md."""
+    from server import serve as run_server
+
+    try:
+        settings = settings_from(
+            index=index,
+            model=model,
+            generator=generator,
+            host=host,
+            port=port,
+            keys_file=keys,
+            no_auth=no_auth or None,
+            device=device,
+        )
+        run_server(settings)
+    except (ColretrieveError, ValueError) as error:
+        fail(error)
+
+
+@app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="The question.")],
+    index: IndexOpt = None,
+    generator: Annotated[
+        str | None,
+        typer.Option(help="Answer model: hub name, folder or OpenAI-compatible URL."),
+    ] = None,
+    model: ModelOpt = None,
+    device: DeviceOpt = None,
+    json_output: JsonOpt = False,
+) -> None:
+    """Answer QUESTION from the index's top pages and print the cited pages."""
+    from indexer.ask import run_ask
+
+    try:
+        settings = settings_from(index=index, generator=generator, device=device)
+        run_ask(question, settings, model, json_output)
+    except (ColretrieveError, ValueError) as error:
+        fail(error)
 
 
 def main() -> None:

@@ -1,1 +1,5 @@
-"""The HTTP API (FastAPI) over the colretrieve core; arrives with the server issue."""
+"""The colretrieve HTTP server (FastAPI): search, cited answers, OpenAI-compatible chat."""
+
+from server.app import create_app, serve
+
+__all__ = ["create_app", "serve"]

@@ -24,3 +24,32 @@ def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> TinyModelPaths:
 def tiny_embedder(tiny_models: TinyModelPaths) -> ColpaliEmbedder:
     """The tiny ColQwen2 loaded on CPU through the same path as real checkpoints."""
     return ColpaliEmbedder.load(str(tiny_models.colqwen2), device="cpu")
+
+
+SERVER_PDFS = ("pdfua__invoice.pdf", "camelot__good-energy-tariff-label.pdf")
+
+
+@pytest.fixture(scope="session")
+def server_index(tmp_path_factory: pytest.TempPathFactory, tiny_embedder: ColpaliEmbedder):
+    """A small index (2 PDFs, 3 pages) built in-process with the tiny model."""
+    import shutil
+    from pathlib import Path
+
+    from colretrieve.index import Index
+
+    root = tmp_path_factory.mktemp("server")
+    docs = root / "docs"
+    docs.mkdir()
+    corpus = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "pdfs"
+    with Index.open(root / "index", create=True, embedder=tiny_embedder) as index:
+        for name in SERVER_PDFS:
+            shutil.copy(corpus / name, docs / name)
+            index.add_document(docs / name)
+    return root / "index"
+
+
+@pytest.fixture(scope="session")
+def tiny_generator(tiny_models: TinyModelPaths):
+    from colretrieve.answer.local import LocalGenerator
+
+    return LocalGenerator.load(str(tiny_models.qwen2_vl), device="cpu")
