@@ -15,6 +15,7 @@ from colretrieve.contracts import (
     SearchHit,
 )
 from colretrieve.errors import InvalidInputError, ModelMismatchError
+from colretrieve.timing import collect
 
 MAX_QUERY_CHARS = 2_000
 MAX_K = 1_000
@@ -24,7 +25,8 @@ MAX_K = 1_000
 class SearchResult:
     hits: list[SearchHit]
     timings_ms: dict[str, float] = field(default_factory=dict)
-    """Milliseconds spent per stage: ``encode`` (text queries only) and ``score``."""
+    """Milliseconds per stage: ``encode`` (text queries only), ``score`` (all of the store's
+    search) and, when the store's fast path ran, its ``first_stage`` and ``rerank``."""
 
 
 def check_same_model(index_model: ModelInfo | None, embedder: PageEmbedder) -> None:
@@ -72,6 +74,8 @@ def search(
         query = encode_query(embedder, query)
         timings["encode"] = (time.perf_counter() - started) * 1000
     started = time.perf_counter()
-    hits = store.search(query, k, filter)
+    with collect() as stages:
+        hits = store.search(query, k, filter)
     timings["score"] = (time.perf_counter() - started) * 1000
+    timings.update(stages)
     return SearchResult(hits, timings)

@@ -40,9 +40,16 @@ class Filters(Wire):
 
 class Timings(Wire):
     encode_ms: float | None = Field(default=None, description="Query encoding.")
-    first_stage_ms: float | None = Field(default=None, description="MaxSim scoring (exact).")
+    score_ms: float | None = Field(
+        default=None, description="The store's whole search (first stage and rerank)."
+    )
+    first_stage_ms: float | None = Field(
+        default=None,
+        description="Candidate generation of the fast path; null when the search was exact "
+        "MaxSim over every page (or one Qdrant call).",
+    )
     rerank_ms: float | None = Field(
-        default=None, description="Reranking; null: exact MaxSim has no rerank stage."
+        default=None, description="Exact MaxSim rerank of the fast path's candidates; null: idem."
     )
     render_ms: float | None = Field(default=None, description="Rendering pages for the model.")
     generate_ms: float | None = Field(default=None, description="Answer generation.")

@@ -109,7 +109,7 @@ def prepare(
         query = index.embedder.embed_queries([question])[0]
     timings["encode"] = _ms(started)
     result = index.search_timed(query, options.pages, filter=filter)
-    timings["first_stage"] = result.timings_ms.get("score", 0.0)
+    timings.update(result.timings_ms)
     started = time.perf_counter()
     pages = answer_pages(
         index.store,

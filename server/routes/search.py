@@ -39,7 +39,7 @@ def search(body: SearchRequest, state: StateDep, principal: PrincipalDep) -> Sea
     query = index.embedder.embed_queries([body.query])[0]
     timings = {"encode": (time.perf_counter() - started) * 1000}
     result = index.search_timed(query, body.k, filter=search_filter(body.filters))
-    timings["first_stage"] = result.timings_ms.get("score", 0.0)
+    timings.update(result.timings_ms)
     state.metrics.observe_stages(timings)
     hits = []
     for rank, hit in enumerate(result.hits, start=1):
