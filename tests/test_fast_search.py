@@ -10,7 +10,7 @@ import torch
 
 from colretrieve.contracts import DocumentRecord, ModelInfo, PageInput, SearchFilter
 from colretrieve.store import EmbeddedStore, SearchOptions
-from colretrieve.store.fast import FirstStage, approximate_scores, centroid_interaction
+from colretrieve.store.fast import FirstStage, approximate_scores
 from tests.store_corpus import MODEL, doc_id_for, make_corpus, make_queries
 from tests.test_store_conformance import ingest
 
@@ -117,7 +117,9 @@ def test_default_depth_recall_floor(tmp_path: Path) -> None:
     store.close()
 
 
-def _toy_stage(rng: np.random.Generator, n_cells: int, n_pages: int):
+def test_approximate_scores_match_brute_force() -> None:
+    rng = np.random.default_rng(0)
+    n_cells, n_pages = 50, 30
     codes = [np.unique(rng.integers(0, n_cells, 8)) for _ in range(n_pages)]
     pairs = sorted((c, p) for p, cs in enumerate(codes) for c in cs)
     starts = np.searchsorted([c for c, _ in pairs], np.arange(n_cells + 1))
@@ -126,16 +128,7 @@ def _toy_stage(rng: np.random.Generator, n_cells: int, n_pages: int):
         covered=np.ones(n_pages, dtype=bool),
         starts=starts.astype(np.int64),
         postings=torch.tensor([p for _, p in pairs], dtype=torch.int64),
-        page_starts=np.concatenate([[0], np.cumsum([len(c) for c in codes])]).astype(np.int64),
-        page_cells=np.concatenate(codes).astype(np.uint16),
     )
-    return stage, codes
-
-
-def test_approximate_scores_match_brute_force() -> None:
-    rng = np.random.default_rng(0)
-    n_cells, n_pages = 50, 30
-    stage, codes = _toy_stage(rng, n_cells, n_pages)
     cell_scores = torch.from_numpy(rng.standard_normal((5, n_cells)).astype(np.float32))
     probe = 12
     got = approximate_scores(stage, cell_scores, probe).numpy()
@@ -148,35 +141,6 @@ def test_approximate_scores_match_brute_force() -> None:
             hits = [s[t, c] for c in codes[p] if c in probed]
             want[p] += max(hits) if hits else floor
     np.testing.assert_allclose(got, want, rtol=1e-5)
-
-
-def test_centroid_interaction_matches_brute_force() -> None:
-    rng = np.random.default_rng(1)
-    n_cells, n_pages = 50, 30
-    stage, codes = _toy_stage(rng, n_cells, n_pages)
-    s = rng.standard_normal((5, n_cells)).astype(np.float32)
-    positions = rng.permutation(n_pages)[:20]
-    got = centroid_interaction(stage, torch.from_numpy(s), positions)
-    want = [sum(s[t, codes[p]].max() for t in range(5)) for p in positions]
-    np.testing.assert_allclose(got, want, rtol=1e-5)
-
-
-def test_stage_page_lists_match_sketches(tmp_path: Path) -> None:
-    """The first stage's per-page cells are the cells of the page's own vectors."""
-    from colretrieve.store.sketch import assign
-
-    docs = seeded_corpus(n_docs=6, pages=4)
-    store = _store(tmp_path / "i", docs, SearchOptions(mode="fast", min_pages=1))
-    store.compact()
-    catalog, stage = store._current_catalog()
-    codebook = next(iter(store._codebooks.values()))
-    for p in range(len(catalog.page_doc)):
-        vectors = store.page_vectors(catalog.doc_ids[catalog.page_doc[p]], int(catalog.page_no[p]))
-        want = np.unique(assign(codebook, vectors))
-        got = stage.page_cells[stage.page_starts[p] : stage.page_starts[p + 1]]
-        np.testing.assert_array_equal(np.sort(got), want)
-        assert all(p in stage.postings[stage.starts[c] : stage.starts[c + 1]] for c in got)
-    store.close()
 
 
 def test_first_stage_files_are_crash_safe(tmp_path: Path) -> None:

@@ -32,9 +32,6 @@ from colretrieve.store.sketch import Codebook
 DEFAULT_CANDIDATES = 256
 DEFAULT_PROBE = 64
 DEFAULT_MIN_PAGES = 512
-SURVIVORS_PER_CANDIDATE = 8
-"""The probe's best ``candidates * 8`` pages are ranked again by the full centroid
-interaction before the best ``candidates`` are reranked exactly."""
 
 
 @dataclass(frozen=True)
@@ -75,8 +72,6 @@ class FirstStage:
     covered: np.ndarray  # (n_positions,) bool: the page has a current sketch
     starts: np.ndarray  # (n_cells + 1,) bounds into ``postings``
     postings: torch.Tensor  # int64 catalog positions, grouped by cell
-    page_starts: np.ndarray  # (n_positions + 1,) bounds into ``page_cells``
-    page_cells: np.ndarray  # uint16 cells of each position's sketch, by position
 
     @property
     def resident_bytes(self) -> int:
@@ -85,8 +80,6 @@ class FirstStage:
             + self.covered.nbytes
             + self.starts.nbytes
             + self.postings.numel() * self.postings.element_size()
-            + self.page_starts.nbytes
-            + self.page_cells.nbytes
         )
 
 
@@ -99,8 +92,8 @@ def build_first_stage(
     counts, codes)}`` made with ``codebook``; pages of other segments are uncovered."""
     n = len(catalog.page_doc)
     covered = np.zeros(n, dtype=bool)
-    found_parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
-    cells_per_position = np.zeros(n, dtype=np.int64)
+    cell_parts: list[np.ndarray] = []
+    position_parts: list[np.ndarray] = []
     for segment_id, (row_starts, counts, codes) in sketches.items():
         positions = np.flatnonzero(catalog.page_segment == segment_id)
         if len(positions) == 0:
@@ -114,24 +107,18 @@ def build_first_stage(
         covered[positions] = True
         offsets = np.concatenate([[0], np.cumsum(counts, dtype=np.int64)])
         lengths = counts[entry].astype(np.int64)
-        cells_per_position[positions] = lengths
-        found_parts.append((positions, offsets[entry], lengths, codes))
-    # Per-position cell lists (for the full centroid interaction), laid out by position.
-    page_starts = np.concatenate([[0], np.cumsum(cells_per_position)]).astype(np.int64)
-    page_cells = np.empty(int(page_starts[-1]), dtype=np.uint16)
-    for positions, code_starts, lengths, codes in found_parts:
-        page_cells[_ranges(page_starts[positions], lengths)] = codes[_ranges(code_starts, lengths)]
-    positions_of = np.repeat(np.arange(n, dtype=np.int64), cells_per_position)
-    # Postings (cell -> positions): a stable sort of uint16 keys is a radix sort.
-    order = np.argsort(page_cells, kind="stable")
-    counts_per_cell = np.bincount(page_cells, minlength=codebook.n_cells)
+        index = _ranges(offsets[entry], lengths)
+        cell_parts.append(codes[index])
+        position_parts.append(np.repeat(positions, lengths))
+    cells_of = np.concatenate(cell_parts) if cell_parts else np.empty(0, dtype=np.uint16)
+    positions_of = np.concatenate(position_parts) if position_parts else np.empty(0, np.int64)
+    order = np.argsort(cells_of, kind="stable")
+    counts_per_cell = np.bincount(cells_of, minlength=codebook.n_cells)
     return FirstStage(
         cells=torch.from_numpy(codebook.fine).to(device()),
         covered=covered,
         starts=np.concatenate([[0], np.cumsum(counts_per_cell)]).astype(np.int64),
-        postings=torch.from_numpy(positions_of[order]),
-        page_starts=page_starts,
-        page_cells=page_cells,
+        postings=torch.from_numpy(positions_of[order].astype(np.int64)),
     )
 
 
@@ -163,29 +150,6 @@ def approximate_scores(stage: FirstStage, cell_scores: torch.Tensor, probe: int)
     value = torch.repeat_interleave(values.reshape(-1), lengths_t, output_size=len(index))
     dense.view(-1).scatter_reduce_(0, token * n + positions, value, reduce="amax")
     return dense.sum(dim=0)
-
-
-def centroid_interaction(
-    stage: FirstStage, cell_scores: torch.Tensor, positions: np.ndarray
-) -> np.ndarray:
-    """(len(positions),) full centroid interaction of one query: for each page, the sum over
-    query tokens of the best score among *all* the page's cells (no probe cut).
-
-    ``cell_scores`` is the query's (n_tokens, n_cells) token-cell scores. A page without
-    cells (no sketch) scores -inf."""
-    scores = np.full(len(positions), -np.inf, dtype=np.float32)
-    starts = stage.page_starts[positions]
-    lengths = stage.page_starts[positions + 1] - starts
-    live = lengths > 0
-    if not live.any():
-        return scores
-    starts, lengths = starts[live], lengths[live]
-    codes = stage.page_cells[_ranges(starts, lengths)].astype(np.int64)
-    table = cell_scores.T.contiguous().cpu()  # (n_cells, n_tokens): one row per cell
-    gathered = table[torch.from_numpy(codes)].numpy()
-    offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-    scores[live] = np.maximum.reduceat(gathered, offsets, axis=0).sum(axis=1)
-    return scores
 
 
 def rerank(
@@ -243,16 +207,11 @@ def search_fast(
     per_query: list[np.ndarray] = []
     for q in range(len(queries)):
         if len(covered) > options.candidates:
-            cell_scores = all_cell_scores[bounds[q] : bounds[q + 1]]
-            approx = approximate_scores(stage, cell_scores, options.probe).numpy()[covered]
-            depth = min(len(covered), options.candidates * SURVIVORS_PER_CANDIDATE)
-            survivors = covered[np.argpartition(-approx, depth - 1)[:depth]]
-            if depth > options.candidates:
-                # Rank the probe's survivors by the full centroid interaction (all of
-                # each page's cells), which orders pages closer to MaxSim.
-                full = centroid_interaction(stage, cell_scores, survivors)
-                survivors = survivors[np.argpartition(-full, options.candidates - 1)]
-            chosen = survivors[: options.candidates]
+            approx = approximate_scores(
+                stage, all_cell_scores[bounds[q] : bounds[q + 1]], options.probe
+            ).numpy()[covered]
+            best = np.argpartition(-approx, options.candidates - 1)[: options.candidates]
+            chosen = covered[best]
         else:
             chosen = covered
         per_query.append(np.union1d(chosen, uncovered))
