@@ -30,7 +30,7 @@ from colretrieve.store.segments import SegmentReader
 from colretrieve.store.sketch import Codebook
 
 DEFAULT_CANDIDATES = 256
-DEFAULT_PROBE = 64
+DEFAULT_PROBE = 32
 DEFAULT_MIN_PAGES = 512
 
 
