@@ -127,7 +127,7 @@ def test_approximate_scores_match_brute_force() -> None:
         cells=torch.zeros(n_cells, 4),
         covered=np.ones(n_pages, dtype=bool),
         starts=starts.astype(np.int64),
-        postings=torch.tensor([p for _, p in pairs], dtype=torch.int64),
+        postings=torch.tensor([p for _, p in pairs], dtype=torch.int32),
     )
     cell_scores = torch.from_numpy(rng.standard_normal((5, n_cells)).astype(np.float32))
     probe = 12

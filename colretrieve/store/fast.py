@@ -71,7 +71,7 @@ class FirstStage:
     cells: torch.Tensor  # (n_cells, dim) float32 on the search device
     covered: np.ndarray  # (n_positions,) bool: the page has a current sketch
     starts: np.ndarray  # (n_cells + 1,) bounds into ``postings``
-    postings: torch.Tensor  # int64 catalog positions, grouped by cell
+    postings: torch.Tensor  # int32 catalog positions, grouped by cell
 
     @property
     def resident_bytes(self) -> int:
@@ -109,16 +109,16 @@ def build_first_stage(
         lengths = counts[entry].astype(np.int64)
         index = _ranges(offsets[entry], lengths)
         cell_parts.append(codes[index])
-        position_parts.append(np.repeat(positions, lengths))
+        position_parts.append(np.repeat(positions.astype(np.int32), lengths))
     cells_of = np.concatenate(cell_parts) if cell_parts else np.empty(0, dtype=np.uint16)
-    positions_of = np.concatenate(position_parts) if position_parts else np.empty(0, np.int64)
+    positions_of = np.concatenate(position_parts) if position_parts else np.empty(0, np.int32)
     order = np.argsort(cells_of, kind="stable")
     counts_per_cell = np.bincount(cells_of, minlength=codebook.n_cells)
     return FirstStage(
         cells=torch.from_numpy(codebook.fine).to(device()),
         covered=covered,
         starts=np.concatenate([[0], np.cumsum(counts_per_cell)]).astype(np.int64),
-        postings=torch.from_numpy(positions_of[order].astype(np.int64)),
+        postings=torch.from_numpy(positions_of[order]),
     )
 
 
@@ -142,7 +142,7 @@ def approximate_scores(stage: FirstStage, cell_scores: torch.Tensor, probe: int)
     cells_np = cells.numpy()
     lengths = (stage.starts[cells_np + 1] - stage.starts[cells_np]).ravel()
     index = torch.from_numpy(_ranges(stage.starts[cells_np].ravel(), lengths))
-    positions = stage.postings[index]
+    positions = stage.postings[index].long()
     lengths_t = torch.from_numpy(lengths)
     token = torch.repeat_interleave(
         torch.arange(n_tokens).repeat_interleave(probe), lengths_t, output_size=len(index)
