@@ -17,6 +17,8 @@ filter admits. Exact search (``mode="exact"``) stays the reference and the fallb
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Literal
 
@@ -32,6 +34,7 @@ from colretrieve.store.sketch import Codebook
 DEFAULT_CANDIDATES = 256
 DEFAULT_PROBE = 32
 DEFAULT_MIN_PAGES = 512
+BATCH_WORKERS = 2
 
 
 @dataclass(frozen=True)
@@ -228,22 +231,26 @@ def search_fast(
     tokens = torch.from_numpy(np.concatenate(queries)).to(stage.cells.device)
     all_cell_scores = tokens @ stage.cells.T
     bounds = np.concatenate([[0], np.cumsum([len(q) for q in queries])])
-    per_query: list[np.ndarray] = []
-    for q in range(len(queries)):
+
+    def one(q: int) -> list[SearchHit]:
         if len(covered) > options.candidates:
             approx = approximate_scores(
                 stage, all_cell_scores[bounds[q] : bounds[q + 1]], options.probe
             ).numpy()[covered]
             best = np.argpartition(-approx, options.candidates - 1)[: options.candidates]
-            chosen = covered[best]
+            chosen = np.union1d(covered[best], uncovered)
         else:
-            chosen = covered
-        per_query.append(np.union1d(chosen, uncovered))
-    results = []
-    for q, chosen in enumerate(per_query):
+            chosen = np.union1d(covered, uncovered)
         # Each query reranks its own candidates: a union would make a query's hits depend
         # on the other queries of the call. chosen is sorted, so top_k's tie-break by
         # index is a tie-break by catalog position.
         row = rerank(catalog, reader, [queries[q]], chosen)[0]
-        results.append([catalog.hit(int(chosen[i]), row[i]) for i in top_k(row, k)])
-    return results
+        return [catalog.hit(int(chosen[i]), row[i]) for i in top_k(row, k)]
+
+    workers = min(BATCH_WORKERS, len(queries), os.cpu_count() or 1)
+    if workers <= 1:
+        return [one(q) for q in range(len(queries))]
+    # A batch runs queries on a few threads: the numpy gathers, maxima and first-stage
+    # scatters of one query overlap another's; every query's result is its own.
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(one, range(len(queries))))
