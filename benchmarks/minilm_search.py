@@ -140,11 +140,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--spans", type=int, default=40, help="span queries besides dev ones")
     parser.add_argument("--candidates", type=int, nargs="+", default=[16, 32, 64, 128, 256])
+    parser.add_argument(
+        "--resketch",
+        action="store_true",
+        help="drop the cached index's first stage and rebuild it with the current code",
+    )
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     encoder = Encoder()
     texts = page_texts()
     figures = build(encoder, texts)
+    if args.resketch:
+        from benchmarks.search_scale import resketch
+
+        figures = {**figures, **resketch(CACHE, min_pages=1)}
     queries = make_queries(encoder, texts, args.spans)
     t = time.perf_counter()
     store = EmbeddedStore.open(CACHE, read_only=True, search=SearchOptions(mode="fast"))
