@@ -188,3 +188,21 @@ def test_exact_mode_compact_builds_no_first_stage(tmp_path: Path) -> None:
     assert store.first_stage_bytes() == 0
     assert not any(p.name.endswith(".sketch.npz") for p in (tmp_path / "i" / "segments").iterdir())
     store.close()
+
+
+def test_batch_equals_single_searches(tmp_path: Path) -> None:
+    """A batch runs its queries on threads; each query's hits are its own, at any depth."""
+    docs = seeded_corpus(n_docs=20, pages=10)
+    store = _store(tmp_path / "i", docs, SearchOptions(mode="fast", candidates=16, min_pages=32))
+    store.compact()
+    assert store.first_stage_bytes() > 0
+    rng = np.random.default_rng(3)
+    queries = [
+        _unit(vectors[0][rng.choice(len(vectors[0]), 8, replace=False)]) for _, vectors in docs[:7]
+    ]
+    batch = store.search_batch(queries, 5)
+    for query, hits in zip(queries, batch, strict=True):
+        single = store.search(query, 5)
+        assert _key(hits) == _key(single)
+        assert [h.score for h in hits] == [h.score for h in single]
+    store.close()
