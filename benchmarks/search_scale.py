@@ -134,7 +134,7 @@ def build(path: Path, pages: int, synthetic: Synthetic) -> dict:
     return figures
 
 
-def resketch(path: Path) -> dict:
+def resketch(path: Path, min_pages: int = SearchOptions().min_pages) -> dict:
     """Forget the first stage, time compact() without it (exact mode), then with it."""
     from colretrieve.store.schema import transaction
 
@@ -145,7 +145,7 @@ def resketch(path: Path) -> dict:
     t = time.perf_counter()
     store.compact()
     exact_s = time.perf_counter() - t
-    store.search_options = SearchOptions(mode="fast")
+    store.search_options = SearchOptions(mode="fast", min_pages=min_pages)
     t = time.perf_counter()
     report = store.compact()
     fast_s = time.perf_counter() - t

@@ -69,7 +69,7 @@ class Settings(BaseSettings):
         description="Pages per query scored by exact MaxSim after the first stage.",
     )
     search_probe: int = Field(
-        default=64, ge=1, le=4096, description="First-stage cells probed per query token."
+        default=32, ge=1, le=4096, description="First-stage cells probed per query token."
     )
     sketch_min_pages: int = Field(
         default=512,

@@ -127,7 +127,7 @@ def test_approximate_scores_match_brute_force() -> None:
         cells=torch.zeros(n_cells, 4),
         covered=np.ones(n_pages, dtype=bool),
         starts=starts.astype(np.int64),
-        postings=torch.tensor([p for _, p in pairs], dtype=torch.int64),
+        postings=torch.tensor([p for _, p in pairs], dtype=torch.int32),
     )
     cell_scores = torch.from_numpy(rng.standard_normal((5, n_cells)).astype(np.float32))
     probe = 12
@@ -187,4 +187,22 @@ def test_exact_mode_compact_builds_no_first_stage(tmp_path: Path) -> None:
     assert store.compact().segments_sketched == 0
     assert store.first_stage_bytes() == 0
     assert not any(p.name.endswith(".sketch.npz") for p in (tmp_path / "i" / "segments").iterdir())
+    store.close()
+
+
+def test_batch_equals_single_searches(tmp_path: Path) -> None:
+    """A batch runs its queries on threads; each query's hits are its own, at any depth."""
+    docs = seeded_corpus(n_docs=20, pages=10)
+    store = _store(tmp_path / "i", docs, SearchOptions(mode="fast", candidates=16, min_pages=32))
+    store.compact()
+    assert store.first_stage_bytes() > 0
+    rng = np.random.default_rng(3)
+    queries = [
+        _unit(vectors[0][rng.choice(len(vectors[0]), 8, replace=False)]) for _, vectors in docs[:7]
+    ]
+    batch = store.search_batch(queries, 5)
+    for query, hits in zip(queries, batch, strict=True):
+        single = store.search(query, 5)
+        assert _key(hits) == _key(single)
+        assert [h.score for h in hits] == [h.score for h in single]
     store.close()

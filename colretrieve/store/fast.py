@@ -17,6 +17,8 @@ filter admits. Exact search (``mode="exact"``) stays the reference and the fallb
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Literal
 
@@ -30,8 +32,9 @@ from colretrieve.store.segments import SegmentReader
 from colretrieve.store.sketch import Codebook
 
 DEFAULT_CANDIDATES = 256
-DEFAULT_PROBE = 64
+DEFAULT_PROBE = 32
 DEFAULT_MIN_PAGES = 512
+BATCH_WORKERS = 2
 
 
 @dataclass(frozen=True)
@@ -71,7 +74,7 @@ class FirstStage:
     cells: torch.Tensor  # (n_cells, dim) float32 on the search device
     covered: np.ndarray  # (n_positions,) bool: the page has a current sketch
     starts: np.ndarray  # (n_cells + 1,) bounds into ``postings``
-    postings: torch.Tensor  # int64 catalog positions, grouped by cell
+    postings: torch.Tensor  # int32 catalog positions, grouped by cell
 
     @property
     def resident_bytes(self) -> int:
@@ -109,16 +112,16 @@ def build_first_stage(
         lengths = counts[entry].astype(np.int64)
         index = _ranges(offsets[entry], lengths)
         cell_parts.append(codes[index])
-        position_parts.append(np.repeat(positions, lengths))
+        position_parts.append(np.repeat(positions.astype(np.int32), lengths))
     cells_of = np.concatenate(cell_parts) if cell_parts else np.empty(0, dtype=np.uint16)
-    positions_of = np.concatenate(position_parts) if position_parts else np.empty(0, np.int64)
+    positions_of = np.concatenate(position_parts) if position_parts else np.empty(0, np.int32)
     order = np.argsort(cells_of, kind="stable")
     counts_per_cell = np.bincount(cells_of, minlength=codebook.n_cells)
     return FirstStage(
         cells=torch.from_numpy(codebook.fine).to(device()),
         covered=covered,
         starts=np.concatenate([[0], np.cumsum(counts_per_cell)]).astype(np.int64),
-        postings=torch.from_numpy(positions_of[order].astype(np.int64)),
+        postings=torch.from_numpy(positions_of[order]),
     )
 
 
@@ -142,7 +145,7 @@ def approximate_scores(stage: FirstStage, cell_scores: torch.Tensor, probe: int)
     cells_np = cells.numpy()
     lengths = (stage.starts[cells_np + 1] - stage.starts[cells_np]).ravel()
     index = torch.from_numpy(_ranges(stage.starts[cells_np].ravel(), lengths))
-    positions = stage.postings[index]
+    positions = stage.postings[index].long()
     lengths_t = torch.from_numpy(lengths)
     token = torch.repeat_interleave(
         torch.arange(n_tokens).repeat_interleave(probe), lengths_t, output_size=len(index)
@@ -152,36 +155,60 @@ def approximate_scores(stage: FirstStage, cell_scores: torch.Tensor, probe: int)
     return dense.sum(dim=0)
 
 
+RERANK_CHUNK_ROWS = 8192
+"""Rows converted and multiplied at a time: the float32 chunk stays in cache, which makes the
+float16 -> float32 conversion plus the product ~4x faster than one big block."""
+
+
 def rerank(
     catalog: Catalog,
     reader: SegmentReader,
     queries: list[np.ndarray],
     positions: np.ndarray,
 ) -> np.ndarray:
-    """(n_queries, len(positions)) exact MaxSim: one gather, one conversion, one product."""
+    """(n_queries, len(positions)) exact float32 MaxSim of the pages at ``positions``.
+
+    Pages are gathered from the float16 memory maps in chunks of about RERANK_CHUNK_ROWS
+    rows; each chunk is converted to float32 once and multiplied with all the queries'
+    tokens in one product, and its per-page maxima are taken while it is in cache."""
     scores = np.empty((len(queries), len(positions)), dtype=np.float32)
     if len(positions) == 0:
         return scores
     order = np.lexsort((catalog.page_row[positions], catalog.page_segment[positions]))
-    lengths = catalog.page_len[positions[order]]
+    ordered = positions[order]
+    lengths = catalog.page_len[ordered].astype(np.int64)
     dim = len(queries[0][0])
-    block = np.empty((int(lengths.sum()), dim), dtype=np.float16)
-    at = 0
-    for position, length in zip(positions[order].tolist(), lengths.tolist(), strict=True):
-        vectors = reader.vectors(catalog.segments[int(catalog.page_segment[position])])
-        row = int(catalog.page_row[position])
-        if row < 0 or row + length > len(vectors):
-            from colretrieve.errors import IndexCorruptError
-
-            raise IndexCorruptError(reader.folder.parent, "a page overruns its segment")
-        block[at : at + length] = vectors[row : row + length]
-        at += length
     target = device()
     tokens = torch.from_numpy(np.concatenate(queries)).to(target)
-    similarities = (torch.from_numpy(block).to(target).float() @ tokens.T).cpu().numpy()
-    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-    per_page = np.maximum.reduceat(similarities, starts, axis=0)  # (pages, all tokens)
     bounds = np.concatenate([[0], np.cumsum([len(q) for q in queries])])
+    chunk_rows = max(RERANK_CHUNK_ROWS, int(lengths.max()))
+    staging = np.empty((chunk_rows, dim), dtype=np.float16)
+    converted = torch.empty((chunk_rows, dim), dtype=torch.float32, device=target)
+    products = torch.empty((chunk_rows, len(tokens)), dtype=torch.float32, device=target)
+    per_page = np.empty((len(ordered), len(tokens)), dtype=np.float32)
+    first = 0
+    while first < len(ordered):
+        last, rows = first, 0
+        while last < len(ordered) and rows + lengths[last] <= chunk_rows:
+            rows += int(lengths[last])
+            last += 1
+        at = 0
+        for position in ordered[first:last].tolist():
+            vectors = reader.vectors(catalog.segments[int(catalog.page_segment[position])])
+            row, length = int(catalog.page_row[position]), int(catalog.page_len[position])
+            if row < 0 or row + length > len(vectors):
+                from colretrieve.errors import IndexCorruptError
+
+                raise IndexCorruptError(reader.folder.parent, "a page overruns its segment")
+            staging[at : at + length] = vectors[row : row + length]
+            at += length
+        block = converted[:rows]
+        block.copy_(torch.from_numpy(staging[:rows]))
+        out = products[:rows]
+        torch.mm(block, tokens.T, out=out)
+        starts = np.concatenate([[0], np.cumsum(lengths[first:last])[:-1]])
+        per_page[first:last] = np.maximum.reduceat(out.cpu().numpy(), starts, axis=0)
+        first = last
     for q in range(len(queries)):
         scores[q, order] = per_page[:, bounds[q] : bounds[q + 1]].sum(axis=1)
     return scores
@@ -204,22 +231,26 @@ def search_fast(
     tokens = torch.from_numpy(np.concatenate(queries)).to(stage.cells.device)
     all_cell_scores = tokens @ stage.cells.T
     bounds = np.concatenate([[0], np.cumsum([len(q) for q in queries])])
-    per_query: list[np.ndarray] = []
-    for q in range(len(queries)):
+
+    def one(q: int) -> list[SearchHit]:
         if len(covered) > options.candidates:
             approx = approximate_scores(
                 stage, all_cell_scores[bounds[q] : bounds[q + 1]], options.probe
             ).numpy()[covered]
             best = np.argpartition(-approx, options.candidates - 1)[: options.candidates]
-            chosen = covered[best]
+            chosen = np.union1d(covered[best], uncovered)
         else:
-            chosen = covered
-        per_query.append(np.union1d(chosen, uncovered))
-    results = []
-    for q, chosen in enumerate(per_query):
+            chosen = np.union1d(covered, uncovered)
         # Each query reranks its own candidates: a union would make a query's hits depend
         # on the other queries of the call. chosen is sorted, so top_k's tie-break by
         # index is a tie-break by catalog position.
         row = rerank(catalog, reader, [queries[q]], chosen)[0]
-        results.append([catalog.hit(int(chosen[i]), row[i]) for i in top_k(row, k)])
-    return results
+        return [catalog.hit(int(chosen[i]), row[i]) for i in top_k(row, k)]
+
+    workers = min(BATCH_WORKERS, len(queries), os.cpu_count() or 1)
+    if workers <= 1:
+        return [one(q) for q in range(len(queries))]
+    # A batch runs queries on a few threads: the numpy gathers, maxima and first-stage
+    # scatters of one query overlap another's; every query's result is its own.
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(one, range(len(queries))))

@@ -57,8 +57,10 @@ def sketch_records(connection: sqlite3.Connection) -> dict[int, tuple[int, FileR
 def _sample(
     reader: SegmentReader, segments: dict, pages: list[tuple], rng: np.random.Generator
 ) -> np.ndarray:
-    """Up to SAMPLE_TOKENS stored vectors: a few random rows from many random pages."""
-    per_page = 32
+    """Up to SAMPLE_TOKENS stored vectors: random rows from many random pages (at least 32
+    a page; more when there are too few pages to fill the sample, so a small index still
+    trains a fine codebook)."""
+    per_page = max(32, -(-SAMPLE_TOKENS // max(1, len(pages))))
     chosen = rng.choice(len(pages), size=min(len(pages), SAMPLE_TOKENS // per_page), replace=False)
     parts = []
     for i in sorted(chosen.tolist()):
