@@ -206,3 +206,19 @@ def test_batch_equals_single_searches(tmp_path: Path) -> None:
         assert _key(hits) == _key(single)
         assert [h.score for h in hits] == [h.score for h in single]
     store.close()
+
+
+def test_fast_path_reports_first_stage_and_rerank_timings(tmp_path: Path) -> None:
+    from colretrieve.search import search
+
+    options = SearchOptions(mode="fast", candidates=8, min_pages=1)
+    store = _store(tmp_path / "fast", seeded_corpus(n_docs=6, pages=4), options)
+    store.compact()
+    query = store.page_vectors(store.documents()[0].doc_id, 1)[:12]
+    result = search(store, query, 5)
+    assert {"score", "first_stage", "rerank"} <= set(result.timings_ms)
+    assert result.timings_ms["first_stage"] + result.timings_ms["rerank"] <= (
+        result.timings_ms["score"] + 1e-6
+    )
+    exact = _store(tmp_path / "exact", seeded_corpus(n_docs=6, pages=4), SearchOptions("exact"))
+    assert set(search(exact, query, 5).timings_ms) == {"score"}

@@ -25,6 +25,7 @@ from typing import Literal
 import numpy as np
 import torch
 
+from colretrieve import timing
 from colretrieve.contracts import SearchFilter, SearchHit
 from colretrieve.maxsim import top_k
 from colretrieve.store.search import Catalog
@@ -228,23 +229,26 @@ def search_fast(
         return [[] for _ in queries]
     covered = selected[stage.covered[selected]]
     uncovered = selected[~stage.covered[selected]]
-    tokens = torch.from_numpy(np.concatenate(queries)).to(stage.cells.device)
-    all_cell_scores = tokens @ stage.cells.T
+    with timing.stage("first_stage"):
+        tokens = torch.from_numpy(np.concatenate(queries)).to(stage.cells.device)
+        all_cell_scores = tokens @ stage.cells.T
     bounds = np.concatenate([[0], np.cumsum([len(q) for q in queries])])
 
     def one(q: int) -> list[SearchHit]:
-        if len(covered) > options.candidates:
-            approx = approximate_scores(
-                stage, all_cell_scores[bounds[q] : bounds[q + 1]], options.probe
-            ).numpy()[covered]
-            best = np.argpartition(-approx, options.candidates - 1)[: options.candidates]
-            chosen = np.union1d(covered[best], uncovered)
-        else:
-            chosen = np.union1d(covered, uncovered)
+        with timing.stage("first_stage"):
+            if len(covered) > options.candidates:
+                approx = approximate_scores(
+                    stage, all_cell_scores[bounds[q] : bounds[q + 1]], options.probe
+                ).numpy()[covered]
+                best = np.argpartition(-approx, options.candidates - 1)[: options.candidates]
+                chosen = np.union1d(covered[best], uncovered)
+            else:
+                chosen = np.union1d(covered, uncovered)
         # Each query reranks its own candidates: a union would make a query's hits depend
         # on the other queries of the call. chosen is sorted, so top_k's tie-break by
         # index is a tie-break by catalog position.
-        row = rerank(catalog, reader, [queries[q]], chosen)[0]
+        with timing.stage("rerank"):
+            row = rerank(catalog, reader, [queries[q]], chosen)[0]
         return [catalog.hit(int(chosen[i]), row[i]) for i in top_k(row, k)]
 
     workers = min(BATCH_WORKERS, len(queries), os.cpu_count() or 1)
