@@ -62,6 +62,23 @@ def settings_from(**overrides: Any) -> Settings:
     return Settings(**{key: value for key, value in overrides.items() if value is not None})
 
 
+def store_settings(
+    index: Path | None,
+    store_kind: str | None,
+    qdrant_url: str | None,
+    qdrant_collection: str | None,
+    **overrides: Any,
+) -> Settings:
+    """``settings_from`` for the commands that take the store-selection options."""
+    return settings_from(
+        index=index,
+        store=store_kind,
+        qdrant_url=qdrant_url,
+        qdrant_collection=qdrant_collection,
+        **overrides,
+    )
+
+
 def fail(error: Exception, code: int = 1) -> NoReturn:
     from indexer.console import console
 
@@ -102,17 +119,17 @@ def index(
     from indexer.pipeline import ingest as run_ingest
 
     try:
-        settings = settings_from(
-            index=index,
+        settings = store_settings(
+            index,
+            store_kind,
+            qdrant_url,
+            qdrant_collection,
             model=model,
             dpi=dpi,
             max_visual_tokens=max_visual_tokens,
             batch_size=batch_size,
             device=device,
             workers=workers,
-            store=store_kind,
-            qdrant_url=qdrant_url,
-            qdrant_collection=qdrant_collection,
         )
         # The model first: a model that cannot load must not leave an empty index behind.
         embedder = ColpaliEmbedder.from_settings(settings)
@@ -162,13 +179,8 @@ def search(
     try:
         if mode not in (None, "fast", "exact"):
             raise InvalidInputError(f"--mode must be fast or exact; got {mode!r}")
-        settings = settings_from(
-            index=index,
-            device=device,
-            search_mode=mode,
-            store=store_kind,
-            qdrant_url=qdrant_url,
-            qdrant_collection=qdrant_collection,
+        settings = store_settings(
+            index, store_kind, qdrant_url, qdrant_collection, device=device, search_mode=mode
         )
         search_filter = None
         if doc or path_prefix or tag:
@@ -206,12 +218,7 @@ def info(
     from colretrieve.store import open_configured
 
     try:
-        settings = settings_from(
-            index=index,
-            store=store_kind,
-            qdrant_url=qdrant_url,
-            qdrant_collection=qdrant_collection,
-        )
+        settings = store_settings(index, store_kind, qdrant_url, qdrant_collection)
         opened = open_configured(settings, read_only=True)
         try:
             stats = opened.stats()
@@ -252,12 +259,7 @@ def delete(
     from colretrieve.index import Index
 
     try:
-        settings = settings_from(
-            index=index,
-            store=store_kind,
-            qdrant_url=qdrant_url,
-            qdrant_collection=qdrant_collection,
-        )
+        settings = store_settings(index, store_kind, qdrant_url, qdrant_collection)
         with Index.from_settings(settings) as idx:
             deleted = idx.delete(refs)
     except ColretrieveError as error:
