@@ -39,20 +39,20 @@ DeviceOpt = Annotated[
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 StoreOpt = Annotated[
     str | None,
-    typer.Option("--store", help="embedded (default) or qdrant [env COLRETRIEVE_STORE]."),
+    typer.Option("--store", help="embedded (default) or qdrant (env COLRETRIEVE_STORE)."),
 ]
 QdrantUrlOpt = Annotated[
     str | None,
     typer.Option(
         "--qdrant-url",
         help="Qdrant server URL, e.g. http://localhost:6333; unset: local mode in --index "
-        "[env COLRETRIEVE_QDRANT_URL; key in COLRETRIEVE_QDRANT_API_KEY].",
+        "(env COLRETRIEVE_QDRANT_URL; key in COLRETRIEVE_QDRANT_API_KEY).",
     ),
 ]
 QdrantCollectionOpt = Annotated[
     str | None,
     typer.Option(
-        "--qdrant-collection", help="Qdrant collection [env COLRETRIEVE_QDRANT_COLLECTION]."
+        "--qdrant-collection", help="Qdrant collection (env COLRETRIEVE_QDRANT_COLLECTION)."
     ),
 ]
 
@@ -77,6 +77,12 @@ def store_settings(
         qdrant_collection=qdrant_collection,
         **overrides,
     )
+
+
+def check_mode(mode: str | None) -> None:
+    # typer 0.29 takes no choice type for an optional str; check by hand.
+    if mode not in (None, "fast", "exact"):
+        raise InvalidInputError(f"--mode must be fast or exact; got {mode!r}")
 
 
 def fail(error: Exception, code: int = 1) -> NoReturn:
@@ -177,8 +183,7 @@ def search(
     from indexer.console import print_hits
 
     try:
-        if mode not in (None, "fast", "exact"):
-            raise InvalidInputError(f"--mode must be fast or exact; got {mode!r}")
+        check_mode(mode)
         settings = store_settings(
             index, store_kind, qdrant_url, qdrant_collection, device=device, search_mode=mode
         )
@@ -276,12 +281,21 @@ def evaluate(
     json_output: JsonOpt = False,
     model: ModelOpt = None,
     device: DeviceOpt = None,
+    mode: Annotated[
+        str | None, typer.Option(help="fast (first stage + exact rerank) or exact.")
+    ] = None,
+    store_kind: StoreOpt = None,
+    qdrant_url: QdrantUrlOpt = None,
+    qdrant_collection: QdrantCollectionOpt = None,
 ) -> None:
     """Recall@1/5/10, MRR@10 and nDCG@5 of the index on labelled queries, overall and per kind."""
     from indexer.evaluate import print_eval, run_eval
 
     try:
-        settings = settings_from(index=index, device=device)
+        check_mode(mode)
+        settings = store_settings(
+            index, store_kind, qdrant_url, qdrant_collection, device=device, search_mode=mode
+        )
         report = run_eval(queries, settings, k, model=model)
     except ColretrieveError as error:
         fail(error)
