@@ -113,12 +113,35 @@ class SearchFilter:
 
 
 @dataclass(frozen=True)
+class PageText:
+    """One page's text for a lexical (BM25) channel."""
+
+    page: int
+    """1-based page number within its document."""
+    text: str
+
+
+@dataclass(frozen=True)
+class ChannelMatch:
+    """How one retrieval channel ranked a page that a fused search returns."""
+
+    channel: str
+    """``visual``, ``text`` or ``bm25``."""
+    rank: int
+    """1-based rank of the page in that channel's own result list."""
+    score: float
+    """The channel's own score (MaxSim, or BM25 where higher is better)."""
+
+
+@dataclass(frozen=True)
 class SearchHit:
     doc_id: str
     path: str
     page: int
     score: float
     title: str = ""
+    matches: tuple[ChannelMatch, ...] = ()
+    """Per-channel ranks and scores behind a fused hit (empty for a single-store search)."""
 
 
 @dataclass(frozen=True)
@@ -146,6 +169,70 @@ class PageEmbedder(Protocol):
     def embed_queries(self, queries: Sequence[str]) -> list[np.ndarray]:
         """One (n_tokens, dim) float32 array per query, padding stripped."""
         ...
+
+
+@runtime_checkable
+class TextEmbedder(Protocol):
+    """Turns page texts and queries into token multi-vectors (the ``text`` channel)."""
+
+    @property
+    def info(self) -> ModelInfo: ...
+
+    def embed_texts(self, texts: Sequence[str]) -> list[np.ndarray]:
+        """One (n_tokens, dim) float32 array per text; long texts are encoded in
+        overlapping windows and their token vectors concatenated."""
+        ...
+
+    def embed_queries(self, queries: Sequence[str]) -> list[np.ndarray]:
+        """One (n_tokens, dim) float32 array per query."""
+        ...
+
+
+@runtime_checkable
+class DocumentCatalog(Protocol):
+    """The document lifecycle every channel store shares (see MultiVectorStore)."""
+
+    def begin_document(self, doc: DocumentRecord) -> int: ...
+
+    def finish_document(self, doc_id: str, replaces: Sequence[str] = ()) -> None: ...
+
+    def delete_documents(self, doc_ids: Sequence[str]) -> int: ...
+
+    def get_document(self, doc_id: str) -> DocumentInfo | None: ...
+
+    def find_by_path(self, path: str) -> list[DocumentInfo]: ...
+
+    def documents(self) -> list[DocumentInfo]: ...
+
+    def stats(self) -> IndexStats: ...
+
+    def compact(self) -> object: ...
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class LexicalStore(DocumentCatalog, Protocol):
+    """Keeps page texts and answers BM25 searches (the ``bm25`` channel).
+
+    Same document lifecycle and guarantees as MultiVectorStore: pages arrive in order, each
+    call is atomic, only complete documents are searched, filters apply before ranking.
+    ``stats().vectors`` is 0 and ``stats().model`` None.
+    """
+
+    def add_texts(self, doc_id: str, pages: Sequence[PageText]) -> None:
+        """Store the next pages of a begun document, in order, all or nothing."""
+        ...
+
+    def search_text(
+        self, query: str, k: int, filter: SearchFilter | None = None
+    ) -> list[SearchHit]:
+        """Top-k pages by BM25 (higher score is better); [] when no page shares a term."""
+        ...
+
+    def search_text_batch(
+        self, queries: Sequence[str], k: int, filter: SearchFilter | None = None
+    ) -> list[list[SearchHit]]: ...
 
 
 @runtime_checkable
