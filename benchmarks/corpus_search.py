@@ -21,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from _common import CORPUS, machine, peak_rss_mb, write_json
 
+from colretrieve.channels.writers import VisualWriter
 from colretrieve.evaluation import load_queries
 from colretrieve.index import Index
 from colretrieve.models import ColpaliEmbedder, make_tiny_models
@@ -47,7 +48,9 @@ def main() -> None:
     if index_dir is None:
         index_dir = work / "index"
         with EmbeddedStore.open(index_dir, create=True) as store:
-            report = ingest([CORPUS / "pdfs"], store, embedder, IngestOptions())
+            report = ingest(
+                [CORPUS / "pdfs"], {"visual": VisualWriter(store, embedder)}, IngestOptions()
+            )
         ingest_s = report.seconds
         pages_per_s = report.pages_embedded / report.seconds
 

@@ -66,6 +66,7 @@ def main() -> None:
 
     import torch
 
+    from colretrieve.channels.writers import VisualWriter
     from colretrieve.models import ColpaliEmbedder
     from colretrieve.models.tiny import build_tokenizer, save_random_colqwen2, tiny_config
     from colretrieve.store import EmbeddedStore
@@ -103,7 +104,7 @@ def main() -> None:
 
         store = EmbeddedStore.open(work / "index", create=True)
         options = IngestOptions(dpi=args.dpi, batch_size=args.batch_size)
-        report = ingest([inputs], store, embedder, options)
+        report = ingest([inputs], {"visual": VisualWriter(store, embedder)}, options)
         stats = store.stats()
         store.close()
     finally:

@@ -132,3 +132,45 @@ def evaluate(
         outcomes=outcomes,
         missing_files=sorted({q.file for q in queries} - indexed_files),
     )
+
+
+@dataclass(frozen=True)
+class ChannelEvalReport:
+    """Every channel alone and, with several, their fusion (the index's default search)."""
+
+    channels: tuple[str, ...]
+    runs: dict[str, EvalReport]
+    """One report per channel, plus ``fused`` when there are several channels."""
+
+    @property
+    def default(self) -> EvalReport:
+        return self.runs["fused"] if "fused" in self.runs else self.runs[self.channels[0]]
+
+    def to_dict(self) -> dict:
+        # The default run's fields at the top level, so single-channel readers keep working.
+        return {
+            **self.default.to_dict(),
+            "channels": list(self.channels),
+            "runs": {name: report.to_dict() for name, report in self.runs.items()},
+        }
+
+
+def evaluate_channels(
+    queries: Sequence[EvalQuery],
+    search_batch: Callable[[list[str], int, Sequence[str]], list[list[SearchHit]]],
+    channels: Sequence[str],
+    indexed_files: set[str],
+    k: int = 10,
+) -> ChannelEvalReport:
+    """``evaluate`` each channel alone (``search_batch(texts, k, [channel])``) and fused."""
+    runs = {
+        channel: evaluate(
+            queries, lambda t, n, c=channel: search_batch(t, n, [c]), indexed_files, k
+        )
+        for channel in channels
+    }
+    if len(channels) > 1:
+        runs["fused"] = evaluate(
+            queries, lambda t, n: search_batch(t, n, list(channels)), indexed_files, k
+        )
+    return ChannelEvalReport(tuple(channels), runs)

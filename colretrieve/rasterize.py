@@ -54,7 +54,8 @@ class SourceInfo:
 class RenderedPage:
     page: int
     """1-based page number."""
-    image: Image.Image
+    image: Image.Image | None
+    """None when rendered with ``images=False``."""
     text: str
     width: int
     height: int
@@ -111,15 +112,25 @@ def inspect_source(path: Path) -> SourceInfo:
 
 
 def render_pages(
-    path: Path, kind: SourceKind, first: int, last: int, dpi: int, max_pixels: int
+    path: Path,
+    kind: SourceKind,
+    first: int,
+    last: int,
+    dpi: int,
+    max_pixels: int,
+    images: bool = True,
 ) -> list[RenderedPage]:
-    """Render pages ``first..last`` (1-based, inclusive) at ``dpi``, capped at ``max_pixels``."""
+    """Render pages ``first..last`` (1-based, inclusive) at ``dpi``, capped at ``max_pixels``.
+
+    With ``images=False`` only the text layer is read (``image`` is None, the size is what
+    the rendering would have been): the text channels need no pixels.
+    """
     if kind == "image":
         return [_image_page(path, max_pixels)]
     pages = []
     with _open_pdf(path) as pdf:
         for number in range(first, last + 1):
-            pages.append(_render_pdf_page(pdf, path, number, dpi, max_pixels))
+            pages.append(_render_pdf_page(pdf, path, number, dpi, max_pixels, images))
     return pages
 
 
@@ -169,14 +180,17 @@ def _open_pdf(path: Path):  # -> pypdfium2.PdfDocument, closed by its context ma
         raise UnreadableDocumentError(path, f"PDF is damaged or not a PDF ({message})") from error
 
 
-def _render_pdf_page(pdf, path: Path, number: int, dpi: int, max_pixels: int) -> RenderedPage:
+def _render_pdf_page(
+    pdf, path: Path, number: int, dpi: int, max_pixels: int, images: bool = True
+) -> RenderedPage:
     import pypdfium2 as pdfium
 
     page = pdf[number - 1]
     try:
         width_pt, height_pt = page.get_size()
         scale = scale_for(width_pt, height_pt, dpi, max_pixels)
-        image = page.render(scale=scale).to_pil().convert("RGB")
+        image = page.render(scale=scale).to_pil().convert("RGB") if images else None
+        size = (math.ceil(width_pt * scale), math.ceil(height_pt * scale))
         text_page = page.get_textpage()
         try:
             text = text_page.get_text_bounded()
@@ -188,7 +202,9 @@ def _render_pdf_page(pdf, path: Path, number: int, dpi: int, max_pixels: int) ->
         ) from error
     finally:
         page.close()
-    return RenderedPage(number, image, _clean_text(text), image.width, image.height)
+    if image is not None:
+        size = image.size
+    return RenderedPage(number, image, _clean_text(text), *size)
 
 
 def _open_image(path: Path) -> Image.Image:

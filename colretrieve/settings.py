@@ -13,9 +13,12 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 if TYPE_CHECKING:
+    from colretrieve.channels.search import FusionOptions
     from colretrieve.store.fast import SearchOptions
 
 DEFAULT_MODEL = "vidore/colqwen2-v1.0"
+DEFAULT_TEXT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+CHANNEL_NAMES = ("visual", "text", "bm25")
 MAX_ANSWER_PAGES = 8
 COLLECTION_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
@@ -54,6 +57,31 @@ class Settings(BaseSettings):
         ge=0,
         le=64,
         description="Rasterizing worker processes; 0 picks one per CPU core, at most 4.",
+    )
+
+    channels: str | None = Field(
+        default=None,
+        description="Retrieval channels, comma-separated from visual,text,bm25. Unset: ingest "
+        "writes text and bm25, plus visual when its model loads; search uses every channel "
+        "the index holds.",
+    )
+    text_model: str = Field(
+        default=DEFAULT_TEXT_MODEL,
+        description="Text channel encoder: a Hugging Face hub name or local folder (the "
+        "default ships with colretrieve, no download).",
+    )
+    fusion: Literal["rrf", "weighted"] = Field(
+        default="rrf",
+        description="How channel rankings merge: rrf (reciprocal rank) or weighted "
+        "(weighted normalised scores).",
+    )
+    fusion_weights: dict[str, float] = Field(
+        default_factory=dict,
+        description='Per-channel fusion weights, e.g. {"text": 1.0, "bm25": 0.5}; a missing '
+        "channel weighs 1.",
+    )
+    fusion_depth: int = Field(
+        default=100, ge=1, le=1_000, description="Candidates each channel brings to fusion."
     )
 
     search_mode: Literal["fast", "exact"] = Field(
@@ -224,6 +252,33 @@ class Settings(BaseSettings):
             if not COLLECTION_NAME.fullmatch(name):
                 raise ValueError(f"collection names are 1-64 of [A-Za-z0-9_-]; got {name!r}")
         return value
+
+    @field_validator("channels")
+    @classmethod
+    def _known_channels(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        names = [name.strip().lower() for name in value.split(",") if name.strip()]
+        unknown = sorted(set(names) - set(CHANNEL_NAMES))
+        if unknown or not names:
+            raise ValueError(f"channels are a comma-separated subset of {','.join(CHANNEL_NAMES)}")
+        return ",".join(name for name in CHANNEL_NAMES if name in names)
+
+    @field_validator("fusion_weights")
+    @classmethod
+    def _fusion_weights(cls, value: dict[str, float]) -> dict[str, float]:
+        for name, weight in value.items():
+            if name not in CHANNEL_NAMES or not 0 <= weight <= 100:
+                raise ValueError(
+                    f"fusion weights map channels ({','.join(CHANNEL_NAMES)}) to numbers "
+                    f"from 0 to 100; got {name}={weight}"
+                )
+        return value
+
+    def fusion_options(self) -> FusionOptions:
+        from colretrieve.channels.search import FusionOptions
+
+        return FusionOptions(self.fusion, dict(self.fusion_weights), self.fusion_depth)
 
     def search_options(self) -> SearchOptions:
         """The embedded store's search options these settings describe."""

@@ -57,6 +57,15 @@ QdrantCollectionOpt = Annotated[
 ]
 
 
+ChannelsOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--channels",
+        help="Comma-separated channels from visual,text,bm25 (env COLRETRIEVE_CHANNELS).",
+    ),
+]
+
+
 def settings_from(**overrides: Any) -> Settings:
     """Settings from COLRETRIEVE_* variables, overridden by the options actually given."""
     return Settings(**{key: value for key, value in overrides.items() if value is not None})
@@ -109,18 +118,25 @@ def index(
     tag: Annotated[
         list[str] | None, typer.Option("--tag", help="Tag every document (repeatable).")
     ] = None,
+    channels: ChannelsOpt = None,
+    text_model: Annotated[
+        str | None,
+        typer.Option(help="Text channel encoder: hub name or folder (env COLRETRIEVE_TEXT_MODEL)."),
+    ] = None,
     store_kind: StoreOpt = None,
     qdrant_url: QdrantUrlOpt = None,
     qdrant_collection: QdrantCollectionOpt = None,
     json_output: JsonOpt = False,
 ) -> None:
-    """Rasterize, embed and store every page. Re-runs skip unchanged files and resume.
+    """Render, embed and store every page in each channel. Re-runs skip unchanged files,
+    resume interrupted ones and fill in channels added since.
 
+    Default channels: text and bm25, plus visual when its model loads.
     Exit status: 0 when every input was indexed (or already was), 3 when some were skipped.
     """
-    from colretrieve.models import ColpaliEmbedder
-    from colretrieve.store import open_configured
-    from indexer.console import ProgressListener, print_report
+    from colretrieve.index import Index
+    from indexer.console import ProgressListener, console, print_report
+    from indexer.models import load_ingest_models
     from indexer.pipeline import IngestOptions
     from indexer.pipeline import ingest as run_ingest
 
@@ -136,16 +152,23 @@ def index(
             batch_size=batch_size,
             device=device,
             workers=workers,
+            channels=channels,
+            text_model=text_model,
         )
-        # The model first: a model that cannot load must not leave an empty index behind.
-        embedder = ColpaliEmbedder.from_settings(settings)
-        store = open_configured(settings, create=True)
-        try:
+        # Models first: a model that cannot load must not leave an empty index behind.
+        models = load_ingest_models(settings)
+        if models.visual_left_out:
+            console.print(
+                f"[yellow]visual channel left out:[/] {models.visual_left_out}; indexing "
+                f"{', '.join(models.channels)}. Pass --model to add it when available."
+            )
+        with Index.from_settings(
+            settings, create=True, embedder=models.embedder, text_encoder=models.text_encoder
+        ) as idx:
+            writers = idx.writers(models.channels)
             options = IngestOptions.from_settings(settings, tag or ())
             with ProgressListener() as listener:
-                report = run_ingest(paths, store, embedder, options, listener)
-        finally:
-            store.close()
+                report = run_ingest(paths, writers, options, listener)
     except (ColretrieveError, ValueError) as error:
         fail(error)
     print_report(report)
@@ -174,18 +197,30 @@ def search(
     mode: Annotated[
         str | None, typer.Option(help="fast (first stage + exact rerank) or exact.")
     ] = None,
+    channels: ChannelsOpt = None,
+    fusion: Annotated[
+        str | None, typer.Option(help="rrf or weighted (env COLRETRIEVE_FUSION).")
+    ] = None,
     store_kind: StoreOpt = None,
     qdrant_url: QdrantUrlOpt = None,
     qdrant_collection: QdrantCollectionOpt = None,
 ) -> None:
-    """Print the k best pages for QUERY (model: the index's own unless --model is given)."""
+    """Print the k best pages for QUERY, fused over the index's channels (visual model:
+    the index's own unless --model is given)."""
     from colretrieve.index import Index
     from indexer.console import print_hits
 
     try:
         check_mode(mode)
         settings = store_settings(
-            index, store_kind, qdrant_url, qdrant_collection, device=device, search_mode=mode
+            index,
+            store_kind,
+            qdrant_url,
+            qdrant_collection,
+            device=device,
+            search_mode=mode,
+            channels=channels,
+            fusion=fusion,
         )
         search_filter = None
         if doc or path_prefix or tag:
@@ -195,13 +230,19 @@ def search(
                 tags=frozenset(tag or ()),
             )
         with Index.from_settings(settings, read_only=True, model=model) as idx:
-            result = idx.search_timed(query, k, filter=search_filter)
-    except ColretrieveError as error:
+            result = idx.search_timed(query, k, filter=search_filter, channels=settings.channels)
+    except (ColretrieveError, ValueError) as error:
         fail(error)
     if json_output:
         payload = {
             "results": [
-                {"doc_id": h.doc_id, "path": h.path, "page": h.page, "score": h.score}
+                {
+                    "doc_id": h.doc_id,
+                    "path": h.path,
+                    "page": h.page,
+                    "score": h.score,
+                    "channels": {m.channel: {"rank": m.rank, "score": m.score} for m in h.matches},
+                }
                 for h in result.hits
             ],
             "timings_ms": result.timings_ms,
@@ -219,37 +260,66 @@ def info(
     qdrant_url: QdrantUrlOpt = None,
     qdrant_collection: QdrantCollectionOpt = None,
 ) -> None:
-    """Documents, pages, model, dimension and bytes on disk of an index."""
-    from colretrieve.store import open_configured
+    """Documents, pages, models and bytes on disk of an index, per channel."""
+    from colretrieve.channels.stores import open_channel_stores
 
     try:
         settings = store_settings(index, store_kind, qdrant_url, qdrant_collection)
-        opened = open_configured(settings, read_only=True)
+        stores = open_channel_stores(settings, read_only=True)
         try:
-            stats = opened.stats()
+            location = getattr(stores.visual, "location", None) or str(settings.index.resolve())
+            per_channel = {channel: stores.get(channel).stats() for channel in stores.existing()}
         finally:
-            opened.close()
+            stores.close()
     except ColretrieveError as error:
         fail(error)
-    payload = {
-        "index": getattr(opened, "location", None) or str(settings.index.resolve()),
-        "documents": stats.documents,
-        "incomplete_documents": stats.incomplete_documents,
-        "pages": stats.pages,
-        "vectors": stats.vectors,
-        "dim": stats.dim,
-        "model": stats.model.to_dict() if stats.model else None,
-        "bytes_on_disk": stats.bytes_on_disk,
+    channels = {
+        channel: {
+            "documents": stats.documents,
+            "incomplete_documents": stats.incomplete_documents,
+            "pages": stats.pages,
+            "vectors": stats.vectors,
+            "dim": stats.dim,
+            "model": stats.model.to_dict() if stats.model else None,
+            "bytes_on_disk": stats.bytes_on_disk,
+        }
+        for channel, stats in per_channel.items()
     }
     if json_output:
-        print(json.dumps(payload, indent=2))
+        print(json.dumps({"index": location, "channels": channels}, indent=2))
         return
-    for key, value in payload.items():
-        if key == "model" and stats.model:
-            value = stats.model.label
-        print(f"{key:>22}: {value}")
-    if stats.incomplete_documents:
+    print(f"{'index':>22}: {location}")
+    if not channels:
+        print("(empty: no channel holds anything yet)")
+    for channel, figures in channels.items():
+        print(f"\n[{channel}]")
+        for key, value in figures.items():
+            if key == "model" and per_channel[channel].model:
+                value = per_channel[channel].model.label
+            print(f"{key:>22}: {value}")
+    if any(stats.incomplete_documents for stats in per_channel.values()):
         print("(incomplete documents are not searchable; re-run `colretrieve index` to finish)")
+
+
+@app.command(name="drop-channel")
+def drop_channel_command(
+    channel: Annotated[str, typer.Argument(help="text or bm25.")],
+    index: IndexOpt = None,
+    store_kind: StoreOpt = None,
+    qdrant_url: QdrantUrlOpt = None,
+    qdrant_collection: QdrantCollectionOpt = None,
+) -> None:
+    """Remove a channel from an index and free its storage (re-add it with index --channels)."""
+    from colretrieve.channels import parse_channels
+    from colretrieve.channels.stores import drop_channel
+
+    try:
+        settings = store_settings(index, store_kind, qdrant_url, qdrant_collection)
+        (name,) = parse_channels(channel)
+        dropped = drop_channel(settings, name)
+    except (ColretrieveError, ValueError) as error:
+        fail(error)
+    print(f"dropped the {name} channel" if dropped else f"this index has no {name} channel")
 
 
 @app.command()
@@ -284,20 +354,28 @@ def evaluate(
     mode: Annotated[
         str | None, typer.Option(help="fast (first stage + exact rerank) or exact.")
     ] = None,
+    channels: ChannelsOpt = None,
     store_kind: StoreOpt = None,
     qdrant_url: QdrantUrlOpt = None,
     qdrant_collection: QdrantCollectionOpt = None,
 ) -> None:
-    """Recall@1/5/10, MRR@10 and nDCG@5 of the index on labelled queries, overall and per kind."""
+    """Recall@1/5/10, MRR@10 and nDCG@5 on labelled queries, per kind, for each channel
+    alone and fused."""
     from indexer.evaluate import print_eval, run_eval
 
     try:
         check_mode(mode)
         settings = store_settings(
-            index, store_kind, qdrant_url, qdrant_collection, device=device, search_mode=mode
+            index,
+            store_kind,
+            qdrant_url,
+            qdrant_collection,
+            device=device,
+            search_mode=mode,
+            channels=channels,
         )
         report = run_eval(queries, settings, k, model=model)
-    except ColretrieveError as error:
+    except (ColretrieveError, ValueError) as error:
         fail(error)
     if json_output:
         print(json.dumps(report.to_dict(), indent=2))
@@ -319,18 +397,19 @@ def quickstart(
         typer.Option(help="Labelled queries (default FOLDER/../dev-queries.jsonl if present)."),
     ] = None,
     k: Annotated[int, typer.Option("-k", help="Pages shown per example query.")] = 3,
+    channels: ChannelsOpt = None,
 ) -> None:
     """Index a folder, search it and evaluate: the whole product in one command.
 
-    If the model cannot be loaded (no network, no local checkpoint) it runs on tiny
-    random-weight models instead and says so: the rankings are then meaningless.
+    Text and bm25 channels always (their model ships with colretrieve), visual when its
+    model loads; if it cannot (no network, no local checkpoint) it says so and goes on.
     """
     from indexer.quickstart import run_quickstart
 
     try:
-        settings = settings_from(index=index, model=model, device=device)
-        report = run_quickstart(folder, settings, index is not None, queries, k)
-    except ColretrieveError as error:
+        settings = settings_from(index=index, model=model, device=device, channels=channels)
+        report = run_quickstart(folder, settings, queries, k)
+    except (ColretrieveError, ValueError) as error:
         fail(error)
     raise typer.Exit(report.exit_code)
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from rich.table import Table
 
-from colretrieve.evaluation import EvalReport, evaluate, load_queries
+from colretrieve.evaluation import ChannelEvalReport, Metrics, evaluate_channels, load_queries
 from colretrieve.index import Index
 from colretrieve.settings import Settings
 
@@ -18,24 +18,48 @@ def run_eval(
     *,
     model: str | None = None,
     index: Index | None = None,
-) -> EvalReport:
-    """Evaluate ``index`` (or the one ``settings`` select) on ``queries_file``."""
+) -> ChannelEvalReport:
+    """Evaluate ``index`` (or the one ``settings`` select) on ``queries_file``: each of its
+    channels alone (or those ``settings.channels`` names) and their fusion."""
     queries = load_queries(queries_file)
     owned = index is None
     index = index or Index.from_settings(settings or Settings(), read_only=True, model=model)
     try:
         indexed_files = {Path(doc.path).name for doc in index.documents() if doc.complete}
-        return evaluate(queries, index.search_many, indexed_files, k)
+        wanted = settings.channels if settings is not None else None
+        channels = index.search_channels(wanted)
+
+        def search(texts: list[str], depth: int, chosen) -> list:
+            return index.search_many(texts, depth, channels=chosen)
+
+        return evaluate_channels(queries, search, channels, indexed_files, k)
     finally:
         if owned:
             index.close()
 
 
-def print_eval(report: EvalReport) -> None:
+def print_eval(evaluation: ChannelEvalReport) -> None:
+    """Per kind for the default search, then every channel alone and fused."""
     from indexer.console import console, stdout
 
-    table = Table("kind", "queries", "R@1", "R@5", "R@10", "MRR@10", "nDCG@5")
-    rows = [*report.by_kind.items(), ("all", report.overall)]
+    report = evaluation.default
+    label = "fused" if "fused" in evaluation.runs else evaluation.channels[0]
+    stdout.print(f"search over {', '.join(evaluation.channels)} ({label}), per kind:")
+    stdout.print(_metrics_table("kind", [*report.by_kind.items(), ("all", report.overall)]))
+    if len(evaluation.runs) > 1:
+        stdout.print("each channel alone and fused, all queries:")
+        rows = [(name, run.overall) for name, run in evaluation.runs.items()]
+        stdout.print(_metrics_table("channel", rows))
+    if report.missing_files:
+        console.print(
+            f"[yellow]{len(report.missing_files)} target files are not in the index[/] "
+            f"(their queries count as misses): {', '.join(report.missing_files[:5])}"
+            + (" ..." if len(report.missing_files) > 5 else "")
+        )
+
+
+def _metrics_table(first: str, rows: list[tuple[str, Metrics]]) -> Table:
+    table = Table(first, "queries", "R@1", "R@5", "R@10", "MRR@10", "nDCG@5")
     for kind, metrics in rows:
         table.add_row(
             kind,
@@ -46,10 +70,4 @@ def print_eval(report: EvalReport) -> None:
             f"{metrics.mrr_at_10:.3f}",
             f"{metrics.ndcg_at_5:.3f}",
         )
-    stdout.print(table)
-    if report.missing_files:
-        console.print(
-            f"[yellow]{len(report.missing_files)} target files are not in the index[/] "
-            f"(their queries count as misses): {', '.join(report.missing_files[:5])}"
-            + (" ..." if len(report.missing_files) > 5 else "")
-        )
+    return table

@@ -1,8 +1,10 @@
-"""Bulk ingest: files -> pages (worker processes) -> multi-vectors (the model) -> the store.
+"""Bulk ingest: files -> pages (worker processes) -> every channel's writer -> its store.
 
 Every file ends with an outcome in the report: indexed, unchanged, duplicate or skipped with
-its reason. Pages are committed one embedding batch at a time, so a run killed at any moment
-is finished by the next one with no page lost or doubled.
+its reason. Pages are committed one batch at a time per channel, so a run killed at any
+moment is finished by the next one with no page lost or doubled. Pages are rasterized only
+when a channel that looks at images (visual) still needs them; the text channels read the
+text layer alone.
 """
 
 from __future__ import annotations
@@ -15,9 +17,8 @@ from enum import Enum
 from pathlib import Path
 from typing import Protocol
 
-from colretrieve.contracts import MultiVectorStore, PageEmbedder
-from colretrieve.ingest import Action, IngestPlan, plan_ingest, store_pages
-from colretrieve.rasterize import RenderedPage
+from colretrieve.channels.writers import ChannelWriter
+from colretrieve.ingest import Action, DocumentWriter, FilePlan, plan_file
 from colretrieve.settings import Settings
 from indexer.discover import discover_inputs
 from indexer.ordered import ordered_map
@@ -40,6 +41,8 @@ class FileOutcome:
     status: Status
     pages: int = 0
     reason: str = ""
+    channels: tuple[str, ...] = ()
+    """Channels this run wrote the file into (indexed files only)."""
 
 
 @dataclass(frozen=True)
@@ -88,6 +91,7 @@ class IngestReport:
                     "status": o.status.value,
                     "pages": o.pages,
                     "reason": o.reason,
+                    "channels": list(o.channels),
                 }
                 for o in self.outcomes
             ],
@@ -116,12 +120,11 @@ class _Silent:
 
 def ingest(
     paths: Sequence[Path],
-    store: MultiVectorStore,
-    embedder: PageEmbedder,
+    writers: dict[str, ChannelWriter],
     options: IngestOptions = IngestOptions(),
     listener: IngestListener | None = None,
 ) -> IngestReport:
-    """Index every PDF and page image under ``paths`` into ``store``."""
+    """Index every PDF and page image under ``paths`` into every channel of ``writers``."""
     started = time.perf_counter()
     listener = listener or _Silent()
     report = IngestReport()
@@ -130,29 +133,33 @@ def ingest(
         report.outcomes.append(outcome)
         listener.file_done(outcome)
 
-    store.bind_model(embedder.info)
+    for writer in writers.values():
+        writer.bind()
     files, missing = discover_inputs(paths)
     for item in missing:
         record(FileOutcome(item.path, Status.SKIPPED, reason=item.reason))
     pool = RenderPool(options.worker_count())
     try:
-        plans = _plan(pool, store, files, options, record)
-        listener.planned(len(files), sum(plan.pages_to_embed for plan in plans))
-        run = _EmbedRun(store, embedder, options, listener, record)
+        documents = _plan(pool, writers, files, options, record)
+        listener.planned(len(files), sum(d.plan.pages_to_embed for d in documents))
+        run = _EmbedRun(listener, record)
+        tasks = _render_tasks(documents, writers, options)
         report.pages_embedded = run.consume(
-            ordered_map(pool, render, _render_tasks(plans, options), window=2 * pool.workers + 2)
+            ordered_map(pool, render, tasks, window=2 * pool.workers + 2)
         )
     finally:
         pool.shutdown()
     if report.pages_embedded or report.with_status(Status.INDEXED):
-        store.compact()  # merge this run's small per-batch segments and drop replaced pages
+        for writer in writers.values():  # merge small per-batch segments, drop replaced pages
+            writer.store.compact()
     report.seconds = time.perf_counter() - started
     return report
 
 
-def _plan(pool, store, files, options, record) -> list[IngestPlan]:
-    """Probe every file (in the workers) and decide what to do with it."""
-    plans: list[IngestPlan] = []
+def _plan(pool, writers, files, options, record) -> list[DocumentWriter]:
+    """Probe every file (in the workers) and decide what to do with it; return a writer
+    for each file with pages to process."""
+    documents: list[DocumentWriter] = []
     planned_ids: dict[str, Path] = {}
     tasks = ((path, (path,)) for path in files)
     for path, result in ordered_map(pool, probe, tasks, window=4 * pool.workers):
@@ -163,7 +170,7 @@ def _plan(pool, store, files, options, record) -> list[IngestPlan]:
                 )
             )
             continue
-        plan = plan_ingest(store, result.source, options.tags)
+        plan = plan_file(writers, result.source, options.tags)
         first_path = planned_ids.setdefault(plan.record.doc_id, path)
         if plan.action is Action.INDEX and first_path != path:
             record(FileOutcome(path, Status.DUPLICATE, reason=f"same content as {first_path}"))
@@ -171,70 +178,74 @@ def _plan(pool, store, files, options, record) -> list[IngestPlan]:
             record(
                 FileOutcome(path, Status.DUPLICATE, reason=f"same content as {plan.duplicate_of}")
             )
-        elif plan.action is Action.UNCHANGED:
-            if plan.replaces:  # a stale older version survived an interrupted run
-                store.finish_document(plan.record.doc_id, replaces=plan.replaces)
-            record(FileOutcome(path, Status.UNCHANGED, pages=plan.source.page_count))
         else:
-            plans.append(plan)
-    return plans
+            document = DocumentWriter(plan, writers)
+            document.start()  # settles stale versions and fully stored, unfinished channels
+            if plan.action is Action.UNCHANGED or document.finished:
+                status = Status.UNCHANGED if plan.action is Action.UNCHANGED else Status.INDEXED
+                record(FileOutcome(path, status, pages=plan.source.page_count))
+            else:
+                documents.append(document)
+    return documents
 
 
 def _render_tasks(
-    plans: Sequence[IngestPlan], options: IngestOptions
-) -> Iterator[tuple[IngestPlan, tuple]]:
-    """Chunks of each plan's remaining pages, in order, as (plan, render arguments)."""
+    documents: Sequence[DocumentWriter],
+    writers: dict[str, ChannelWriter],
+    options: IngestOptions,
+) -> Iterator[tuple[DocumentWriter, tuple]]:
+    """Chunks of each file's remaining pages, in order, as (its writer, render arguments)."""
     step = options.batch_size
-    for plan in plans:
+    for document in documents:
+        plan = document.plan
         source = plan.source
         for first in range(plan.resume_from, source.page_count + 1, step):
             last = min(first + step - 1, source.page_count)
-            args = (source.path, source.kind, first, last, options.dpi, options.max_pixels)
-            yield plan, args
+            images = plan.needs_images(writers, last)
+            args = (source.path, source.kind, first, last, options.dpi, options.max_pixels, images)
+            yield document, args
 
 
 class _EmbedRun:
-    """Consumes rendered chunks in order: embeds, stores, finishes or fails each document."""
+    """Consumes rendered chunks in order: writes each to its file's channels, finishes or
+    fails each document."""
 
-    def __init__(self, store, embedder, options, listener, record) -> None:
-        self.store = store
-        self.embedder = embedder
-        self.batch_size = options.batch_size
+    def __init__(self, listener, record) -> None:
         self.listener = listener
         self.record = record
         self.failed: set[str] = set()
-        self.begun: set[str] = set()
         self.embedded = 0
 
-    def consume(self, chunks: Iterator[tuple[IngestPlan, RenderResult | None]]) -> int:
-        for plan, result in chunks:
-            doc_id = plan.record.doc_id
-            if doc_id in self.failed:
+    def consume(self, chunks: Iterator[tuple[DocumentWriter, RenderResult | None]]) -> int:
+        for document, result in chunks:
+            plan = document.plan
+            if plan.record.doc_id in self.failed:
                 continue  # later chunks of a file that already failed
             if result is None or result.error:
                 self._fail(plan, result.error if result else RENDERER_CRASHED)
                 continue
             try:
-                self._store(plan, result.pages)
+                document.write(result.pages)
             except Exception as error:  # one bad file must not end a bulk run
                 self._fail(plan, f"embedding failed: {error!r}")
                 continue
-            if result.pages and result.pages[-1].page == plan.source.page_count:
-                self.store.finish_document(doc_id, replaces=plan.replaces)
-                self.record(FileOutcome(plan.source.path, Status.INDEXED, plan.source.page_count))
+            self.embedded += len(result.pages)
+            self.listener.pages_done(len(result.pages))
+            if document.finished:
+                channels = tuple(
+                    name for name, p in plan.channels.items() if p.action is Action.INDEX
+                )
+                self.record(
+                    FileOutcome(
+                        plan.source.path,
+                        Status.INDEXED,
+                        plan.source.page_count,
+                        channels=channels,
+                    )
+                )
         return self.embedded
 
-    def _store(self, plan: IngestPlan, pages: list[RenderedPage]) -> None:
-        doc_id = plan.record.doc_id
-        if doc_id not in self.begun:
-            self.store.begin_document(plan.record)
-            self.begun.add(doc_id)
-        vectors = self.embedder.embed_images([page.image for page in pages])
-        store_pages(self.store, doc_id, pages, vectors)
-        self.embedded += len(pages)
-        self.listener.pages_done(len(pages))
-
-    def _fail(self, plan: IngestPlan, reason: str) -> None:
+    def _fail(self, plan: FilePlan, reason: str) -> None:
         # Pages already committed stay, invisible to search, and a re-run resumes after them.
         self.failed.add(plan.record.doc_id)
         self.record(FileOutcome(plan.source.path, Status.SKIPPED, reason=reason))

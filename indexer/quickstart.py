@@ -1,8 +1,9 @@
 """``colretrieve quickstart``: index a folder, then search it and evaluate — the README's main job.
 
-It is the one command allowed to fall back to tiny random-weight models when the real model
-cannot be loaded (offline, no local checkpoint), and it then says so loudly: the rankings are
-meaningless, only the machinery is real. ``colretrieve index`` never swaps models.
+It indexes the text and bm25 channels (real MiniLM weights ship with colretrieve, so this
+works offline on a CPU), plus the visual channel when its model loads. When the visual model
+is not available it says so and carries on: the results are then real text-channel results,
+not a stand-in.
 """
 
 from __future__ import annotations
@@ -11,17 +12,16 @@ from pathlib import Path
 
 from rich.panel import Panel
 
-from colretrieve.contracts import PageEmbedder
-from colretrieve.errors import InvalidInputError, ModelLoadError
+from colretrieve.errors import InvalidInputError
 from colretrieve.evaluation import load_queries
 from colretrieve.index import Index
 from colretrieve.settings import Settings
 from indexer.console import ProgressListener, console, print_hits, print_report, stdout
 from indexer.evaluate import print_eval, run_eval
+from indexer.models import load_ingest_models
 from indexer.pipeline import IngestOptions, IngestReport, ingest
 
 DEFAULT_FOLDERS = (Path("../shared/corpus/pdfs"), Path("examples/pdfs"))
-TINY_HOME = Path(".colretrieve")
 EXAMPLE_QUERIES = 3
 
 
@@ -35,45 +35,31 @@ def default_folder() -> Path:
     )
 
 
-def load_embedder_or_tiny(settings: Settings, index_given: bool) -> tuple[PageEmbedder, Path, bool]:
-    """The configured model, or (announced loudly) the tiny random-weight one; the index to
-    use; and whether the fallback happened."""
-    from colretrieve.models import ColpaliEmbedder, make_tiny_models
-
-    try:
-        return ColpaliEmbedder.from_settings(settings), settings.index, False
-    except ModelLoadError as error:
-        console.print(
-            Panel(
-                f"Could not load the real model: {error.reason}.\n\n"
-                "Falling back to TINY RANDOM-WEIGHT models so the whole pipeline still runs. "
-                "[bold]The rankings and metrics below are MEANINGLESS.[/]\n\n"
-                "For real results, fetch the checkpoint on a machine with network access "
-                "(`hf download vidore/colqwen2-v1.0` and its base `vidore/colqwen2-base` into "
-                "the Hugging Face cache, or `--local-dir DIR`), then run with --model NAME_OR_DIR "
-                "or COLRETRIEVE_MODEL.",
-                title="[bold red]no real model[/]",
-                border_style="red",
-            )
-        )
-    tiny_dir = TINY_HOME / "tiny-models"
-    if not (tiny_dir / "colqwen2" / "config.json").exists():
-        make_tiny_models(tiny_dir)
-    embedder = ColpaliEmbedder.from_settings(settings, str(tiny_dir / "colqwen2"))
-    # Keep tiny-model pages out of the real index.
-    return embedder, (settings.index if index_given else TINY_HOME / "tiny-index"), True
-
-
 def run_quickstart(
-    folder: Path | None, settings: Settings, index_given: bool, queries_file: Path | None, k: int
+    folder: Path | None, settings: Settings, queries_file: Path | None, k: int
 ) -> IngestReport:
     folder = folder or default_folder()
-    embedder, index_dir, tiny = load_embedder_or_tiny(settings, index_given)
-    console.print(f"indexing {folder} into {index_dir} with {embedder.info.label}")
-    with Index.open(index_dir, create=True, embedder=embedder) as index:
+    models = load_ingest_models(settings)
+    if models.visual_left_out:
+        console.print(
+            Panel(
+                f"The visual channel is left out: {models.visual_left_out}.\n\n"
+                f"Indexing the {' and '.join(models.channels)} channels only (their models "
+                "ship with colretrieve). For visual retrieval too, fetch the checkpoint on a "
+                "machine with network access (`hf download vidore/colqwen2-v1.0` and its base "
+                "`vidore/colqwen2-base`, or `--local-dir DIR`), then run again with --model "
+                "NAME_OR_DIR: only the new channel is embedded.",
+                title="[bold yellow]no visual model[/]",
+                border_style="yellow",
+            )
+        )
+    console.print(f"indexing {folder} into {settings.index} ({', '.join(models.channels)})")
+    with Index.from_settings(
+        settings, create=True, embedder=models.embedder, text_encoder=models.text_encoder
+    ) as index:
         options = IngestOptions.from_settings(settings)
         with ProgressListener() as listener:
-            report = ingest([folder], index.store, embedder, options, listener)
+            report = ingest([folder], index.writers(models.channels), options, listener)
         print_report(report)
         queries_file = queries_file or folder.parent / "dev-queries.jsonl"
         if queries_file.is_file():
@@ -85,9 +71,4 @@ def run_quickstart(
         else:
             stdout.print("\n[bold]query:[/] summary table of results")
             print_hits(index.search("summary table of results", k))
-    if tiny:
-        console.print(
-            "[bold red]Reminder:[/] these results come from a tiny random-weight model; "
-            "they exercise the machinery and mean nothing about retrieval quality."
-        )
     return report

@@ -42,10 +42,16 @@ def probe(path: Path) -> ProbeResult:
 
 
 def render(
-    path: Path, kind: SourceKind, first: int, last: int, dpi: int, max_pixels: int
+    path: Path,
+    kind: SourceKind,
+    first: int,
+    last: int,
+    dpi: int,
+    max_pixels: int,
+    images: bool = True,
 ) -> RenderResult:
     try:
-        return RenderResult(render_pages(path, kind, first, last, dpi, max_pixels))
+        return RenderResult(render_pages(path, kind, first, last, dpi, max_pixels, images))
     except UnreadableDocumentError as error:
         return RenderResult([], error=error.reason)
     except Exception as error:

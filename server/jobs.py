@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from colretrieve.channels import VISUAL
+from colretrieve.channels.writers import VisualWriter
 from colretrieve.errors import ColretrieveError, NotFoundError, TooBusyError
 from indexer.pipeline import FileOutcome, IngestOptions, ingest
 
@@ -93,7 +95,8 @@ class JobManager:
         job.status = "running"
         try:
             with collection.writer() as store:
-                report = ingest(files, store, collection.embedder, options, _Progress(job))
+                writers = {VISUAL: VisualWriter(store, collection.embedder)}
+                report = ingest(files, writers, options, _Progress(job))
             failed = [o for o in report.outcomes if o.status.value == "skipped"]
             job.status = "failed" if failed and len(failed) == len(report.outcomes) else "succeeded"
             if failed:

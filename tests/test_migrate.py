@@ -36,6 +36,7 @@ def built(tmp_path_factory: pytest.TempPathFactory, tiny_embedder) -> Path:
     """An embedded index of four corpus PDFs (7 pages), built once with the tiny model."""
     if not all((PDFS / name).exists() for name in FILES):
         pytest.skip(f"needs the shared corpus at {PDFS}")
+    from colretrieve.channels.writers import VisualWriter
     from indexer.pipeline import IngestOptions, ingest
 
     folder = tmp_path_factory.mktemp("pdfs")
@@ -43,7 +44,11 @@ def built(tmp_path_factory: pytest.TempPathFactory, tiny_embedder) -> Path:
         shutil.copy(PDFS / name, folder / name)
     index = tmp_path_factory.mktemp("built") / "index"
     with EmbeddedStore.open(index, create=True) as store:
-        report = ingest([folder], store, tiny_embedder, IngestOptions(dpi=50, workers=1))
+        report = ingest(
+            [folder],
+            {"visual": VisualWriter(store, tiny_embedder)},
+            IngestOptions(dpi=50, workers=1),
+        )
     assert report.exit_code == 0 and report.pages_embedded == 7
     return index
 

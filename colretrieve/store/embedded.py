@@ -516,8 +516,11 @@ class EmbeddedStore(StoreBase):
 
 
 def _folder_bytes(root: Path) -> int:
+    """Bytes of the catalog and segments (not of other stores nested in the folder)."""
     total = 0
-    for folder, _, files in os.walk(root):
+    for folder, subfolders, files in os.walk(root):
+        if Path(folder) == root:
+            subfolders[:] = [name for name in subfolders if name == SEGMENTS_DIR]
         for name in files:
             try:
                 total += os.stat(os.path.join(folder, name)).st_size
