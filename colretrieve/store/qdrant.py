@@ -20,7 +20,6 @@ a thousand pages; opening a big one warns.
 from __future__ import annotations
 
 import contextlib
-import os
 import time
 import warnings
 from collections.abc import Iterator, Sequence
@@ -51,7 +50,8 @@ from colretrieve.errors import (
 )
 from colretrieve.settings import Settings
 from colretrieve.store import qdrant_schema as layout
-from colretrieve.store.base import StoreBase, check_pages
+from colretrieve.store.base import StoreBase, check_document, check_pages, check_replaces
+from colretrieve.store.folder import folder_bytes
 
 LOCAL_MODE_WARN_PAGES = 1_000
 """Local mode is measured at ~9.5 s per query over 1K pages; warn from here on."""
@@ -341,8 +341,7 @@ class QdrantStore(StoreBase):
         """Register ``doc`` as incomplete; if it exists, change nothing and return its
         stored page count, so ingest resumes at the next page."""
         self._writer()
-        if not isinstance(doc, DocumentRecord) or not doc.doc_id or doc.total_pages < 0:
-            raise InvalidInputError(f"begin_document needs a valid DocumentRecord; got {doc!r}")
+        check_document(doc)
         record = self._record(doc.doc_id)
         if record is not None:
             return int(record["stored_pages"])
@@ -412,9 +411,7 @@ class QdrantStore(StoreBase):
         """Mark ``doc_id``'s pages searchable and the document complete, then delete
         ``replaces`` (three steps, not one transaction: see the module docstring)."""
         self._writer()
-        replaces = list(dict.fromkeys(replaces))
-        if doc_id in replaces:
-            raise InvalidInputError(f"document {doc_id} cannot replace itself")
+        replaces = check_replaces(doc_id, replaces)
         record = self._record(doc_id)
         if record is None:
             raise DocumentNotFoundError(doc_id)
@@ -528,7 +525,7 @@ class QdrantStore(StoreBase):
             vectors=sum(int(r["stored_vectors"]) for r in records),
             dim=None if model is None else model.dim,
             model=model,
-            bytes_on_disk=_folder_bytes(self._local_path) if self._local_path else 0,
+            bytes_on_disk=folder_bytes(self._local_path) if self._local_path else 0,
         )
 
     # -- search ------------------------------------------------------------------------
@@ -627,12 +624,3 @@ def _translated(location: str) -> Iterator[None]:
         if type(error).__module__.split(".")[0] in {"grpc", "httpx", "httpcore", "qdrant_client"}:
             raise StoreUnavailableError(location, repr(error)) from None
         raise
-
-
-def _folder_bytes(root: Path) -> int:
-    total = 0
-    for folder, _, files in os.walk(root):
-        for name in files:
-            with contextlib.suppress(FileNotFoundError):
-                total += os.stat(os.path.join(folder, name)).st_size
-    return total
