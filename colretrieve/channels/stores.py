@@ -8,6 +8,7 @@ the lexical store. With Qdrant, the channels are the collections ``NAME`` (visua
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -131,16 +132,17 @@ def drop_channel(settings: Settings, channel: str) -> bool:
         from colretrieve.store.qdrant_channels import drop_qdrant_channel
 
         return drop_qdrant_channel(settings, channel)
-    from colretrieve.store.embedded import acquire_writer_lock, release_writer_lock
+    from colretrieve.store.embedded import LOCK_NAME
+    from colretrieve.store.folder import acquire_lock
 
     root = Path(settings.index)
     folder = root / (TEXT_FOLDER if channel == TEXT else BM25_FOLDER)
     if not folder.is_dir():
         return False
     # Holding the index's writer lock keeps a concurrent ingest from writing into the folder.
-    fd = acquire_writer_lock(root)
+    fd = acquire_lock(root, LOCK_NAME)
     try:
         shutil.rmtree(folder)
     finally:
-        release_writer_lock(fd)
+        os.close(fd)
     return True
