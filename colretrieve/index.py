@@ -261,15 +261,20 @@ class Index:
             )
         return wanted
 
-    def _searchers(self, channels: Sequence[str]) -> list[ChannelSearcher]:
+    def _searchers(self, channels: str | Iterable[str] | None) -> list[ChannelSearcher]:
+        """Searchers of the chosen channels, their query models loaded (so that loading
+        never counts as search time)."""
         searchers: list[ChannelSearcher] = []
-        for channel in channels:
+        for channel in self.search_channels(channels):
             if channel == VISUAL:
                 searchers.append(VectorSearcher(VISUAL, self.store, lambda: self.embedder))
             elif channel == TEXT and self.stores.text is not None:
                 searchers.append(VectorSearcher(TEXT, self.stores.text, lambda: self.text_encoder))
             elif channel == BM25 and self.stores.bm25 is not None:
                 searchers.append(LexicalSearcher(self.stores.bm25))
+        for searcher in searchers:
+            if isinstance(searcher, VectorSearcher):
+                searcher.encoder()
         return searchers
 
     def search(
@@ -299,9 +304,10 @@ class Index:
             return run_search(self.store, query, k, filter=filter)
         check_k(k)
         check_query_text(query)
+        searchers = self._searchers(channels)
         started = time.perf_counter()
         with collect() as stages:
-            hits = self.search_many([query], k, filter=filter, channels=channels)[0]
+            hits = search_fused(searchers, [query], k, filter, self.fusion)[0]
         total = (time.perf_counter() - started) * 1000
         encode = sum(ms for name, ms in stages.items() if name.endswith("_encode"))
         return SearchResult(hits, {"encode": encode, "score": total - encode, **stages})
@@ -322,8 +328,7 @@ class Index:
             return self.store.search_batch(list(queries), k, filter)
         for text in queries:
             check_query_text(text)
-        searchers = self._searchers(self.search_channels(channels))
-        return search_fused(searchers, list(queries), k, filter, self.fusion)
+        return search_fused(self._searchers(channels), list(queries), k, filter, self.fusion)
 
     # -- documents ----------------------------------------------------------------------
 

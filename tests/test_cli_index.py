@@ -77,10 +77,19 @@ def test_index_search_info_eval(cli, docs: Path, tmp_path: Path):
     assert {f["status"] for f in report["files"]} == {"indexed"}
 
     info = run_json("info", "--index", cli.index)
-    assert (info["documents"], info["pages"], info["dim"]) == (len(SUBSET), subset_pages(), 128)
-    assert info["model"]["architecture"] == "ColQwen2"
-    assert info["model"]["max_visual_tokens"] == 768
-    assert info["bytes_on_disk"] > info["vectors"] * 128 * 2  # float16 vectors at least
+    # --model given: the visual channel, plus the text channels that are always available.
+    assert list(info["channels"]) == ["visual", "text", "bm25"]
+    visual = info["channels"]["visual"]
+    assert (visual["documents"], visual["pages"], visual["dim"]) == (
+        len(SUBSET),
+        subset_pages(),
+        128,
+    )
+    assert visual["model"]["architecture"] == "ColQwen2"
+    assert visual["model"]["max_visual_tokens"] == 768
+    assert visual["bytes_on_disk"] > visual["vectors"] * 128 * 2  # float16 vectors at least
+    text, bm25 = info["channels"]["text"], info["channels"]["bm25"]
+    assert (text["pages"], text["dim"], bm25["pages"]) == (subset_pages(), 384, subset_pages())
 
     # The index remembers its model: no --model needed to search it.
     found = run_json("search", "revenue by segment", "--index", cli.index, "-k", "4")
@@ -88,6 +97,10 @@ def test_index_search_info_eval(cli, docs: Path, tmp_path: Path):
     assert len(hits) == 4
     assert [h["score"] for h in hits] == sorted((h["score"] for h in hits), reverse=True)
     assert all(Path(h["path"]).parent == docs.resolve() and h["page"] >= 1 for h in hits)
+    # Fused over the three channels: every hit says which channels found it and where.
+    assert all(set(h["channels"]) <= {"visual", "text", "bm25"} and h["channels"] for h in hits)
+    lexical = run_json("search", "revenue by segment", "--index", cli.index, "--channels", "bm25")
+    assert all(list(h["channels"]) == ["bm25"] for h in lexical["results"])
     code, table = cli("search", "revenue by segment", model=False)
     assert code == 0 and f"{hits[0]['score']:.3f}" in table
 
@@ -100,6 +113,8 @@ def test_index_search_info_eval(cli, docs: Path, tmp_path: Path):
     queries_file.write_text("\n".join(queries))
     evaluation = run_json("eval", queries_file, "--index", cli.index)
     assert evaluation["overall"]["queries"] == len(queries) > 0
+    assert set(evaluation["runs"]) == {"visual", "text", "bm25", "fused"}
+    assert evaluation["overall"] == evaluation["runs"]["fused"]["overall"]
     assert evaluation["missing_files"] == []
     # Six documents, at most ten pages: every target is within the top 10.
     assert evaluation["overall"]["recall_at_10"] == 1.0

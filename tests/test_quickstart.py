@@ -1,6 +1,6 @@
-"""The README's main job, `colretrieve quickstart`, on a small folder, fully offline: it must
-fall back to the tiny models, say loudly that rankings are meaningless, and still run
-index + search + eval."""
+"""The README's main job, `colretrieve quickstart`, on a small folder, fully offline: without
+the visual weights it must say that the visual channel is left out and still run index +
+search + eval on the text and bm25 channels, whose model ships with colretrieve."""
 
 from __future__ import annotations
 
@@ -15,7 +15,9 @@ from tests.bad_inputs import CORPUS
 FILES = ("tabula__fisheries-exports-es.pdf", "pdfua__invoice.pdf")
 
 
-def test_quickstart_offline_falls_back_to_tiny_models_and_says_so(tmp_path, monkeypatch):
+def test_quickstart_offline_runs_the_text_channels_and_says_visual_is_left_out(
+    tmp_path, monkeypatch
+):
     monkeypatch.chdir(tmp_path)
     folder = tmp_path / "pdfs"
     folder.mkdir()
@@ -31,10 +33,10 @@ def test_quickstart_offline_falls_back_to_tiny_models_and_says_so(tmp_path, monk
     result = CliRunner().invoke(app, ["quickstart", str(folder)])
     output = " ".join(result.output.split())  # undo the terminal's line wrapping
     assert result.exit_code == 0, output
-    assert "TINY RANDOM-WEIGHT" in output and "MEANINGLESS" in output
+    assert "visual channel is left out" in output and "vidore/colqwen2-v1.0" in output
     assert "2 files indexed" in output
     assert "evaluation on" in output and "R@10" in output
-    assert "Reminder:" in output
-    # The tiny index is kept apart from the default (real-model) index location.
-    assert (tmp_path / ".colretrieve" / "tiny-index" / "index.sqlite").exists()
-    assert not (tmp_path / "colretrieve-index").exists()
+    for run in ("text", "bm25", "fused"):
+        assert f"│ {run} " in result.output
+    index = tmp_path / "colretrieve-index"
+    assert (index / "text" / "index.sqlite").exists() and (index / "bm25").is_dir()
