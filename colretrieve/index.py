@@ -32,6 +32,7 @@ from colretrieve.contracts import (
 )
 from colretrieve.errors import DocumentNotFoundError, InvalidInputError
 from colretrieve.ingest import IngestPlan, ingest_file
+from colretrieve.ocr import OcrOptions
 from colretrieve.search import SearchResult, check_k, check_query_text, check_same_model
 from colretrieve.search import search as run_search
 from colretrieve.settings import Settings
@@ -130,8 +131,13 @@ class Index:
         max_pixels: int = 4_000_000,
         batch_size: int = 4,
         tags: Sequence[str] = (),
+        ocr: OcrOptions | None = None,
     ) -> IngestPlan:
-        """Rasterize, embed and store one PDF or page image; skip it if already indexed."""
+        """Rasterize, embed and store one PDF or page image; skip it if already indexed.
+
+        Pages without a text layer are OCRed when Tesseract is installed, unless ``ocr``
+        says otherwise (``OcrOptions(mode="off")``).
+        """
         return ingest_file(
             self.store,
             self.embedder,
@@ -140,6 +146,7 @@ class Index:
             max_pixels=max_pixels,
             batch_size=batch_size,
             tags=tags,
+            ocr=ocr,
         )
 
     def add_page_vectors(

@@ -17,6 +17,7 @@ from colretrieve.contracts import (
     PageEmbedder,
     PageInput,
 )
+from colretrieve.ocr import OcrOptions, log_ocr_failures
 from colretrieve.rasterize import RenderedPage, SourceInfo, inspect_source, render_pages
 
 
@@ -88,7 +89,7 @@ def store_pages(
     store.add_pages(
         doc_id,
         [
-            PageInput(page.page, vecs, page.text, page.width, page.height)
+            PageInput(page.page, vecs, page.text, page.width, page.height, page.text_source)
             for page, vecs in zip(pages, vectors, strict=True)
         ],
     )
@@ -103,8 +104,13 @@ def ingest_file(
     max_pixels: int = 4_000_000,
     batch_size: int = 4,
     tags: Sequence[str] = (),
+    ocr: OcrOptions | None = None,
 ) -> IngestPlan:
-    """Index one file in this process, page batch by page batch (resumable after a crash)."""
+    """Index one file in this process, page batch by page batch (resumable after a crash).
+
+    ``ocr`` (default: OCR when Tesseract is installed) reads pages without a text layer.
+    """
+    ocr = (ocr or OcrOptions()).resolved()
     store.bind_model(embedder.info)
     plan = plan_ingest(store, inspect_source(path), tags)
     if plan.action is Action.DUPLICATE:
@@ -114,9 +120,10 @@ def ingest_file(
         source = plan.source
         for first in range(plan.resume_from, source.page_count + 1, batch_size):
             last = min(first + batch_size - 1, source.page_count)
-            pages = render_pages(source.path, source.kind, first, last, dpi, max_pixels)
+            pages = render_pages(source.path, source.kind, first, last, dpi, max_pixels, ocr)
             vectors = embedder.embed_images([page.image for page in pages])
             store_pages(store, plan.record.doc_id, pages, vectors)
+            log_ocr_failures(source.path, pages)
     if plan.action is Action.INDEX or plan.replaces:
         store.finish_document(plan.record.doc_id, replaces=plan.replaces)
     return plan

@@ -10,13 +10,14 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from pathlib import Path
 from typing import Protocol
 
 from colretrieve.contracts import MultiVectorStore, PageEmbedder
 from colretrieve.ingest import Action, IngestPlan, plan_ingest, store_pages
+from colretrieve.ocr import OcrOptions, log_ocr_failures
 from colretrieve.rasterize import RenderedPage
 from colretrieve.settings import Settings
 from indexer.discover import discover_inputs
@@ -50,6 +51,8 @@ class IngestOptions:
     workers: int = 0
     """Rasterizing processes; 0 = one per spare core (at least 1, at most 4)."""
     tags: tuple[str, ...] = ()
+    ocr: OcrOptions = field(default_factory=OcrOptions)
+    """OCR of pages without a text layer (default: when Tesseract is installed)."""
 
     @classmethod
     def from_settings(cls, settings: Settings, tags: Sequence[str] = ()) -> IngestOptions:
@@ -59,6 +62,7 @@ class IngestOptions:
             batch_size=settings.batch_size,
             workers=settings.workers,
             tags=tuple(tags),
+            ocr=OcrOptions.from_settings(settings),
         )
 
     def worker_count(self) -> int:
@@ -125,6 +129,7 @@ def ingest(
     started = time.perf_counter()
     listener = listener or _Silent()
     report = IngestReport()
+    options = replace(options, ocr=options.ocr.resolved())  # OcrUnavailableError if required
 
     def record(outcome: FileOutcome) -> None:
         report.outcomes.append(outcome)
@@ -190,7 +195,7 @@ def _render_tasks(
         for first in range(plan.resume_from, source.page_count + 1, step):
             last = min(first + step - 1, source.page_count)
             args = (source.path, source.kind, first, last, options.dpi, options.max_pixels)
-            yield plan, args
+            yield plan, (*args, options.ocr)
 
 
 class _EmbedRun:
@@ -231,6 +236,7 @@ class _EmbedRun:
             self.begun.add(doc_id)
         vectors = self.embedder.embed_images([page.image for page in pages])
         store_pages(self.store, doc_id, pages, vectors)
+        log_ocr_failures(plan.source.path, pages)
         self.embedded += len(pages)
         self.listener.pages_done(len(pages))
 

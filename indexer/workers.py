@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from colretrieve.errors import UnreadableDocumentError
+from colretrieve.ocr import OcrOptions
 from colretrieve.rasterize import RenderedPage, SourceInfo, SourceKind, inspect_source, render_pages
 
 RENDERER_CRASHED = "the PDF renderer crashed on this file"
@@ -42,10 +43,17 @@ def probe(path: Path) -> ProbeResult:
 
 
 def render(
-    path: Path, kind: SourceKind, first: int, last: int, dpi: int, max_pixels: int
+    path: Path,
+    kind: SourceKind,
+    first: int,
+    last: int,
+    dpi: int,
+    max_pixels: int,
+    ocr: OcrOptions | None = None,
 ) -> RenderResult:
+    """Render a chunk of pages; OCR failures stay on the pages (``ocr_error``), not here."""
     try:
-        return RenderResult(render_pages(path, kind, first, last, dpi, max_pixels))
+        return RenderResult(render_pages(path, kind, first, last, dpi, max_pixels, ocr))
     except UnreadableDocumentError as error:
         return RenderResult([], error=error.reason)
     except Exception as error:

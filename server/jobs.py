@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from colretrieve.errors import ColretrieveError, NotFoundError, TooBusyError
+from colretrieve.ocr import OcrOptions
 from indexer.pipeline import FileOutcome, IngestOptions, ingest
 
 if TYPE_CHECKING:
@@ -89,6 +90,7 @@ class JobManager:
             batch_size=settings.batch_size,
             workers=1,
             tags=tags,
+            ocr=OcrOptions.from_settings(settings),
         )
         job.status = "running"
         try:
