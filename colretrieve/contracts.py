@@ -90,6 +90,8 @@ class PageInput:
     text: str = ""
     width: int = 0
     height: int = 0
+    text_source: str = "layer"
+    """Where ``text`` came from: ``layer`` (the PDF), ``ocr`` (Tesseract) or ``none``."""
 
 
 @dataclass(frozen=True)
@@ -100,6 +102,8 @@ class PageInfo:
     text: str
     width: int
     height: int
+    text_source: str = "layer"
+    """Where ``text`` came from: ``layer`` (the PDF), ``ocr`` (Tesseract) or ``none``."""
 
 
 @dataclass(frozen=True)

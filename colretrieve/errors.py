@@ -199,3 +199,31 @@ class NotFoundError(ColretrieveError):
         super().__init__(f"no {kind} {name!r}")
         self.kind = kind
         self.name = name
+
+
+class OcrUnavailableError(ColretrieveError):
+    """OCR was required (COLRETRIEVE_OCR=require) but Tesseract or a language is missing."""
+
+    code = "ocr_unavailable"
+
+    def __init__(self, tesseract: str, reason: str) -> None:
+        super().__init__(
+            f"OCR is required but {reason}; install Tesseract (`apt-get install tesseract-ocr`, "
+            "plus `tesseract-ocr-LANG` for each language), point COLRETRIEVE_OCR_TESSERACT at "
+            "the binary, or set COLRETRIEVE_OCR=auto to index scanned pages without text"
+        )
+        self.tesseract = tesseract
+        self.reason = reason
+
+
+class OcrFailedError(ColretrieveError):
+    """Tesseract failed on one page image (crash, timeout, unreadable output).
+
+    Ingest never lets this fail a file: the page keeps no text and the reason is logged.
+    """
+
+    code = "ocr_failed"
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"OCR failed: {reason}")
+        self.reason = reason

@@ -48,6 +48,7 @@ from colretrieve.contracts import (
 )
 from colretrieve.errors import DocumentNotFoundError, InvalidInputError
 from colretrieve.ingest import FilePlan, ingest_file
+from colretrieve.ocr import OcrOptions
 from colretrieve.search import SearchResult, check_k, check_query_text, check_same_model
 from colretrieve.search import search as run_search
 from colretrieve.settings import DEFAULT_TEXT_MODEL, Settings
@@ -221,12 +222,20 @@ class Index:
         batch_size: int = 4,
         tags: Sequence[str] = (),
         channels: str | Iterable[str] | None = None,
+        ocr: OcrOptions | None = None,
     ) -> FilePlan:
         """Render, embed and store one PDF or page image in every ingest channel; channels
-        that already hold it are skipped."""
+        that already hold it are skipped. Pages without a text layer are OCRed when
+        Tesseract is installed, unless ``ocr`` says otherwise (``OcrOptions(mode="off")``)."""
         writers = self.writers(channels)
         plan = ingest_file(
-            writers, Path(path), dpi=dpi, max_pixels=max_pixels, batch_size=batch_size, tags=tags
+            writers,
+            Path(path),
+            dpi=dpi,
+            max_pixels=max_pixels,
+            batch_size=batch_size,
+            tags=tags,
+            ocr=ocr,
         )
         for writer in writers.values():
             writer.store.compact()

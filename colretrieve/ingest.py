@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from colretrieve.contracts import DocumentCatalog, DocumentRecord
+from colretrieve.ocr import OcrOptions, log_ocr_failures
 from colretrieve.rasterize import RenderedPage, SourceInfo, inspect_source, render_pages
 
 if TYPE_CHECKING:
@@ -189,9 +190,14 @@ def ingest_file(
     max_pixels: int = 4_000_000,
     batch_size: int = 4,
     tags: Sequence[str] = (),
+    ocr: OcrOptions | None = None,
 ) -> FilePlan:
     """Index one file into every channel of ``writers``, in this process, batch by batch
-    (resumable after a crash)."""
+    (resumable after a crash).
+
+    ``ocr`` (default: OCR when Tesseract is installed) reads pages without a text layer.
+    """
+    ocr = (ocr or OcrOptions()).resolved()
     for writer in writers.values():
         writer.bind()
     plan = plan_file(writers, inspect_source(path), tags)
@@ -203,7 +209,7 @@ def ingest_file(
     for first in range(plan.resume_from, source.page_count + 1, batch_size):
         last = min(first + batch_size - 1, source.page_count)
         images = plan.needs_images(writers, last)
-        document.write(
-            render_pages(source.path, source.kind, first, last, dpi, max_pixels, images=images)
-        )
+        pages = render_pages(source.path, source.kind, first, last, dpi, max_pixels, ocr, images)
+        document.write(pages)
+        log_ocr_failures(source.path, pages)
     return plan

@@ -15,7 +15,8 @@ from typing import Literal
 
 from PIL import Image
 
-from colretrieve.errors import UnreadableDocumentError
+from colretrieve.errors import OcrFailedError, UnreadableDocumentError
+from colretrieve.ocr import OCR_MAX_PIXELS, OcrOptions, TextSource, page_text
 
 SourceKind = Literal["pdf", "image"]
 
@@ -59,6 +60,10 @@ class RenderedPage:
     text: str
     width: int
     height: int
+    text_source: TextSource = "layer"
+    """``layer`` (the PDF's text), ``ocr`` (Tesseract's reading) or ``none`` (no text)."""
+    ocr_error: str = ""
+    """Why OCR failed on this page, if it did; the page is kept without OCR text."""
 
 
 def sniff_kind(path: Path) -> SourceKind:
@@ -118,29 +123,35 @@ def render_pages(
     last: int,
     dpi: int,
     max_pixels: int,
+    ocr: OcrOptions | None = None,
     images: bool = True,
 ) -> list[RenderedPage]:
     """Render pages ``first..last`` (1-based, inclusive) at ``dpi``, capped at ``max_pixels``.
 
-    With ``images=False`` only the text layer is read (``image`` is None, the size is what
-    the rendering would have been): the text channels need no pixels.
+    With ``ocr``, pages without a text layer get Tesseract's text (see ``colretrieve.ocr``).
+    With ``images=False`` PDF pages are not rasterized (``image`` is None, the size is what
+    the rendering would have been) unless OCR needs them: the text channels need no pixels.
     """
     if kind == "image":
-        return [_image_page(path, max_pixels)]
+        return [_image_page(path, max_pixels, ocr)]
     pages = []
     with _open_pdf(path) as pdf:
         for number in range(first, last + 1):
-            pages.append(_render_pdf_page(pdf, path, number, dpi, max_pixels, images))
+            pages.append(_render_pdf_page(pdf, path, number, dpi, max_pixels, ocr, images))
     return pages
 
 
 def iter_pages(
-    path: Path, dpi: int = 144, max_pixels: int = 4_000_000, start: int = 1
+    path: Path,
+    dpi: int = 144,
+    max_pixels: int = 4_000_000,
+    start: int = 1,
+    ocr: OcrOptions | None = None,
 ) -> Iterator[RenderedPage]:
     """Render a whole file page by page, in this process (the simple, sequential path)."""
     info = inspect_source(path)
     for number in range(start, info.page_count + 1):
-        yield from render_pages(path, info.kind, number, number, dpi, max_pixels)
+        yield from render_pages(path, info.kind, number, number, dpi, max_pixels, ocr)
 
 
 def scale_for(width_pt: float, height_pt: float, dpi: int, max_pixels: int) -> float:
@@ -181,7 +192,13 @@ def _open_pdf(path: Path):  # -> pypdfium2.PdfDocument, closed by its context ma
 
 
 def _render_pdf_page(
-    pdf, path: Path, number: int, dpi: int, max_pixels: int, images: bool = True
+    pdf,
+    path: Path,
+    number: int,
+    dpi: int,
+    max_pixels: int,
+    ocr: OcrOptions | None,
+    images: bool = True,
 ) -> RenderedPage:
     import pypdfium2 as pdfium
 
@@ -190,21 +207,32 @@ def _render_pdf_page(
         width_pt, height_pt = page.get_size()
         scale = scale_for(width_pt, height_pt, dpi, max_pixels)
         image = page.render(scale=scale).to_pil().convert("RGB") if images else None
-        size = (math.ceil(width_pt * scale), math.ceil(height_pt * scale))
+        size = image.size if image else (math.ceil(width_pt * scale), math.ceil(height_pt * scale))
         text_page = page.get_textpage()
         try:
-            text = text_page.get_text_bounded()
+            layer = _clean_text(text_page.get_text_bounded())
         finally:
             text_page.close()
+
+        def ocr_image() -> tuple[Image.Image, float]:
+            # Tesseract reads small print best near 300 dpi; the model's render is coarser.
+            ocr_scale = scale_for(width_pt, height_pt, ocr.dpi, OCR_MAX_PIXELS) if ocr else 0
+            if image is not None and ocr_scale <= scale * 1.01:
+                return image, scale * 72
+            ocr_scale = max(ocr_scale, scale)
+            try:
+                return page.render(scale=ocr_scale, grayscale=True).to_pil(), ocr_scale * 72
+            except pdfium.PdfiumError as error:
+                raise OcrFailedError(f"cannot render the page for OCR ({error})") from error
+
+        text, source, ocr_error = page_text(layer, ocr_image, ocr)
     except pdfium.PdfiumError as error:
         raise UnreadableDocumentError(
             path, f"page {number} cannot be rendered ({error})"
         ) from error
     finally:
         page.close()
-    if image is not None:
-        size = image.size
-    return RenderedPage(number, image, _clean_text(text), *size)
+    return RenderedPage(number, image, text, *size, source, ocr_error)
 
 
 def _open_image(path: Path) -> Image.Image:
@@ -220,13 +248,36 @@ def _open_image(path: Path) -> Image.Image:
     return image
 
 
-def _image_page(path: Path, max_pixels: int) -> RenderedPage:
-    image = _open_image(path).convert("RGB")
-    if image.width * image.height > max_pixels:
-        factor = (max_pixels / (image.width * image.height)) ** 0.5
-        size = (max(1, int(image.width * factor)), max(1, int(image.height * factor)))
-        image = image.resize(size, Image.Resampling.LANCZOS)
-    return RenderedPage(1, image, "", image.width, image.height)
+def _image_page(path: Path, max_pixels: int, ocr: OcrOptions | None) -> RenderedPage:
+    original = _open_image(path)
+    dpi = _image_dpi(original)
+    original = original.convert("RGB")
+    image = _fit(original, max_pixels)
+
+    def ocr_image() -> tuple[Image.Image, float | None]:
+        # The file's own resolution (a scan's), not the model's downscaled copy.
+        fitted = _fit(original, OCR_MAX_PIXELS)
+        return fitted, dpi * fitted.width / original.width if dpi else None
+
+    text, source, ocr_error = page_text("", ocr_image, ocr)
+    return RenderedPage(1, image, text, image.width, image.height, source, ocr_error)
+
+
+def _fit(image: Image.Image, max_pixels: int) -> Image.Image:
+    if image.width * image.height <= max_pixels:
+        return image
+    factor = (max_pixels / (image.width * image.height)) ** 0.5
+    size = (max(1, int(image.width * factor)), max(1, int(image.height * factor)))
+    return image.resize(size, Image.Resampling.LANCZOS)
+
+
+def _image_dpi(image: Image.Image) -> float | None:
+    """The resolution an image file declares, if plausible for a scan."""
+    try:
+        dpi = float(image.info.get("dpi", (0, 0))[0])
+    except (TypeError, ValueError, IndexError):
+        return None
+    return dpi if 70 <= dpi <= 2400 else None
 
 
 def _clean_text(text: str) -> str:

@@ -58,6 +58,39 @@ class Settings(BaseSettings):
         le=64,
         description="Rasterizing worker processes; 0 picks one per CPU core, at most 4.",
     )
+    # -- OCR of pages without a text layer (colretrieve.ocr) ----------------------------------
+    ocr: Literal["auto", "off", "require"] = Field(
+        default="auto",
+        description="OCR scanned pages with Tesseract: auto when it is installed, off, or "
+        "require (refuse to ingest without it).",
+    )
+    ocr_languages: str = Field(
+        default="eng",
+        description="Tesseract languages, joined by + (eng+deu); each needs its language data.",
+    )
+    ocr_tesseract: str = Field(
+        default="tesseract", description="The Tesseract binary: a name on PATH or a path."
+    )
+    ocr_dpi: int = Field(
+        default=300, ge=72, le=600, description="Resolution of the page images OCRed."
+    )
+    ocr_timeout: float = Field(
+        default=60.0, gt=0, le=3600, description="Seconds Tesseract may spend on one page."
+    )
+
+    @field_validator("ocr_languages")
+    @classmethod
+    def _ocr_languages(cls, value: str) -> str:
+        from colretrieve.ocr import split_languages
+
+        return "+".join(split_languages(value))
+
+    @field_validator("ocr_tesseract")
+    @classmethod
+    def _ocr_tesseract(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("ocr_tesseract must name the tesseract binary or its path")
+        return value.strip()
 
     channels: str | None = Field(
         default=None,

@@ -214,6 +214,7 @@ def _page(source: MultiVectorStore, doc_id: str, page: int) -> PageInput:
         text=info.text,
         width=info.width,
         height=info.height,
+        text_source=info.text_source,
     )
 
 

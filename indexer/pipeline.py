@@ -12,13 +12,14 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from pathlib import Path
 from typing import Protocol
 
 from colretrieve.channels.writers import ChannelWriter
 from colretrieve.ingest import Action, DocumentWriter, FilePlan, plan_file
+from colretrieve.ocr import OcrOptions, log_ocr_failures
 from colretrieve.settings import Settings
 from indexer.discover import discover_inputs
 from indexer.ordered import ordered_map
@@ -53,6 +54,8 @@ class IngestOptions:
     workers: int = 0
     """Rasterizing processes; 0 = one per spare core (at least 1, at most 4)."""
     tags: tuple[str, ...] = ()
+    ocr: OcrOptions = field(default_factory=OcrOptions)
+    """OCR of pages without a text layer (default: when Tesseract is installed)."""
 
     @classmethod
     def from_settings(cls, settings: Settings, tags: Sequence[str] = ()) -> IngestOptions:
@@ -62,6 +65,7 @@ class IngestOptions:
             batch_size=settings.batch_size,
             workers=settings.workers,
             tags=tuple(tags),
+            ocr=OcrOptions.from_settings(settings),
         )
 
     def worker_count(self) -> int:
@@ -128,6 +132,7 @@ def ingest(
     started = time.perf_counter()
     listener = listener or _Silent()
     report = IngestReport()
+    options = replace(options, ocr=options.ocr.resolved())  # OcrUnavailableError if required
 
     def record(outcome: FileOutcome) -> None:
         report.outcomes.append(outcome)
@@ -202,7 +207,8 @@ def _render_tasks(
         for first in range(plan.resume_from, source.page_count + 1, step):
             last = min(first + step - 1, source.page_count)
             images = plan.needs_images(writers, last)
-            args = (source.path, source.kind, first, last, options.dpi, options.max_pixels, images)
+            args = (source.path, source.kind, first, last, options.dpi, options.max_pixels)
+            args = (*args, options.ocr, images)
             yield document, args
 
 
@@ -226,6 +232,7 @@ class _EmbedRun:
                 continue
             try:
                 document.write(result.pages)
+                log_ocr_failures(plan.source.path, result.pages)
             except Exception as error:  # one bad file must not end a bulk run
                 self._fail(plan, f"embedding failed: {error!r}")
                 continue

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from colretrieve.errors import UnreadableDocumentError
+from colretrieve.ocr import OcrOptions
 from colretrieve.rasterize import RenderedPage, SourceInfo, SourceKind, inspect_source, render_pages
 
 RENDERER_CRASHED = "the PDF renderer crashed on this file"
@@ -48,10 +49,12 @@ def render(
     last: int,
     dpi: int,
     max_pixels: int,
+    ocr: OcrOptions | None = None,
     images: bool = True,
 ) -> RenderResult:
+    """Render a chunk of pages; OCR failures stay on the pages (``ocr_error``), not here."""
     try:
-        return RenderResult(render_pages(path, kind, first, last, dpi, max_pixels, images))
+        return RenderResult(render_pages(path, kind, first, last, dpi, max_pixels, ocr, images))
     except UnreadableDocumentError as error:
         return RenderResult([], error=error.reason)
     except Exception as error:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from colretrieve.channels import VISUAL
 from colretrieve.channels.writers import VisualWriter
 from colretrieve.errors import ColretrieveError, NotFoundError, TooBusyError
+from colretrieve.ocr import OcrOptions
 from indexer.pipeline import FileOutcome, IngestOptions, ingest
 
 if TYPE_CHECKING:
@@ -91,6 +92,7 @@ class JobManager:
             batch_size=settings.batch_size,
             workers=1,
             tags=tags,
+            ocr=OcrOptions.from_settings(settings),
         )
         job.status = "running"
         try:

@@ -32,7 +32,14 @@ class Doc:
     def inputs(self, first: int = 1, last: int | None = None) -> list[PageInput]:
         last = len(self.pages) if last is None else last
         return [
-            PageInput(page=n, vectors=self.pages[n - 1], text=f"page {n}", width=10, height=20)
+            PageInput(
+                page=n,
+                vectors=self.pages[n - 1],
+                text=f"page {n}",
+                width=10,
+                height=20,
+                text_source="ocr" if n % 2 == 0 else "layer",
+            )
             for n in range(first, last + 1)
         ]
 

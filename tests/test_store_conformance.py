@@ -282,11 +282,12 @@ def test_reads(store, corpus) -> None:
     paths = [d.path for d in store.documents()]
     assert paths == sorted(paths) and len(paths) == 12
     page = store.get_page(doc.record.doc_id, 2)
-    assert (page.page, page.n_vectors, page.text, page.width) == (
+    assert (page.page, page.n_vectors, page.text, page.width, page.text_source) == (
         2,
         len(doc.pages[1]),
         "page 2",
         10,
+        "ocr",
     )
     assert store.get_page(doc.record.doc_id, 6) is None
     vectors = store.page_vectors(doc.record.doc_id, 2)

@@ -40,7 +40,7 @@ class ChannelWriter(Protocol):
 
 def page_inputs(pages: Sequence[RenderedPage], vectors: Sequence) -> list[PageInput]:
     return [
-        PageInput(page.page, vecs, page.text, page.width, page.height)
+        PageInput(page.page, vecs, page.text, page.width, page.height, page.text_source)
         for page, vecs in zip(pages, vectors, strict=True)
     ]
 

@@ -382,6 +382,7 @@ class QdrantStore(StoreBase):
             payload = layout.page_payload(
                 info, page.page, len(array), page.text, page.width, page.height
             )
+            payload["text_source"] = page.text_source
             vectors = {
                 layout.FULL: array.tolist(),
                 layout.POOLED: layout.pooled(array, self._pool_size).tolist(),
@@ -504,7 +505,10 @@ class QdrantStore(StoreBase):
         if point is None:
             return None
         p = point.payload
-        return PageInfo(doc_id, p["page"], p["n_vectors"], p["text"], p["width"], p["height"])
+        source = p.get("text_source", "layer")  # points stored before the field: layer text
+        return PageInfo(
+            doc_id, p["page"], p["n_vectors"], p["text"], p["width"], p["height"], source
+        )
 
     def page_vectors(self, doc_id: str, page: int) -> np.ndarray:
         """The stored (n_vectors, dim) multi-vector of a page, as float32."""

@@ -9,9 +9,10 @@ Two collections per index:
     consecutive page vectors (MAX_SIM, DOT, HNSW on, optionally quantized): the first stage.
     Payload: ``doc_id``, ``page``, ``path``, ``dirs`` (every folder prefix of the path, each
     ending in ``/``), ``title``, ``tags``, ``complete``, ``n_vectors``, ``text``, ``width``,
-    ``height``. Keyword/bool payload indexes on the filter fields. The collection metadata
-    holds the bound model and the layout version; the collection is created at bind time,
-    when the vector size is known.
+    ``height``, ``text_source`` (``layer``, ``ocr`` or ``none``; absent on older points).
+    Keyword/bool payload indexes on the filter fields. The collection metadata holds the
+    bound model and the layout version; the collection is created at bind time, when the
+    vector size is known.
 
 ``COLLECTION__documents``
     One vectorless point per document, id ``uuid5(doc_id)``: the document record plus

@@ -95,23 +95,26 @@ def insert_pages(
     rows = []
     start = 0
     for page, length in zip(pages, lengths, strict=True):
-        rows.append(
-            (doc_id, page.page, segment.id, start, length, page.text, page.width, page.height)
-        )
+        location = (doc_id, page.page, segment.id, start, length)
+        rows.append((*location, page.text, page.width, page.height, page.text_source))
         start += length
     connection.executemany(
         "INSERT INTO pages (doc_id, page, segment_id, row_start, n_vectors, text, width,"
-        " height) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        " height, text_source) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         rows,
     )
 
 
 def get_page(connection: sqlite3.Connection, doc_id: str, page: int) -> PageInfo | None:
-    row = connection.execute(
-        "SELECT doc_id, page, n_vectors, text, width, height FROM pages "
-        "WHERE doc_id = ? AND page = ?",
-        (doc_id, page),
-    ).fetchone()
+    query = "SELECT doc_id, page, n_vectors, text, width, height, {} FROM pages "
+    query += "WHERE doc_id = ? AND page = ?"
+    try:
+        row = connection.execute(query.format("text_source"), (doc_id, page)).fetchone()
+    except sqlite3.OperationalError as error:
+        if "text_source" not in str(error):
+            raise
+        # An index written before the column, opened read-only: all its text is the layer's.
+        row = connection.execute(query.format("'layer'"), (doc_id, page)).fetchone()
     return None if row is None else PageInfo(*row)
 
 

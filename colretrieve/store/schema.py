@@ -18,6 +18,9 @@ from colretrieve.contracts import ModelInfo
 from colretrieve.errors import IndexCorruptError
 
 FORMAT_VERSION = 1
+# Columns added to format 1 since, with their definitions; a writable open adds any missing
+# one (additive, so colretrieve versions without a column still read and write the index).
+ADDED_COLUMNS = (("pages", "text_source", "TEXT NOT NULL DEFAULT 'layer'"),)
 DATABASE_NAME = "index.sqlite"
 
 CATALOG_SCHEMA = """
@@ -57,6 +60,7 @@ CREATE TABLE IF NOT EXISTS pages (
     text TEXT NOT NULL,
     width INTEGER NOT NULL,
     height INTEGER NOT NULL,
+    text_source TEXT NOT NULL DEFAULT 'layer',
     PRIMARY KEY (doc_id, page)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS pages_segment ON pages (segment_id, row_start);
@@ -97,6 +101,13 @@ def initialise(
             "INSERT OR IGNORE INTO meta (key, value) VALUES ('format_version', ?)",
             (str(version),),
         )
+        for table, column, definition in ADDED_COLUMNS:
+            if not has_column(connection, table, column):
+                connection.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
+
+
+def has_column(connection: sqlite3.Connection, table: str, column: str) -> bool:
+    return any(row[1] == column for row in connection.execute(f"PRAGMA table_info({table})"))
 
 
 def has_schema(connection: sqlite3.Connection) -> bool:
