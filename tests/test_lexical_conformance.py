@@ -370,6 +370,7 @@ def test_replace_swaps_in_one_step(store, corpus, backend) -> None:
 
 
 def test_reads(store, corpus) -> None:
+    assert isinstance(store, LexicalStore)
     doc = corpus[3]
     info = store.get_document(doc.record.doc_id)
     assert (info.path, info.title, info.total_pages, info.stored_pages, info.complete) == (
