@@ -259,7 +259,7 @@ class Index:
         """``channels`` (checked against the index), else every channel the index holds."""
         present = self.channels
         if channels is None:
-            return present or (VISUAL,)
+            return present  # an empty index: nothing to search, no model to load
         wanted = parse_channels(channels)
         missing = [channel for channel in wanted if channel not in present]
         if missing:

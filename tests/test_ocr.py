@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFont
 
+from colretrieve.channels.writers import VisualWriter
 from colretrieve.contracts import DocumentRecord, PageInput
 from colretrieve.errors import OcrUnavailableError
 from colretrieve.ingest import ingest_file
@@ -159,7 +160,7 @@ def test_ingest_fails_fast_when_ocr_is_required_but_missing(tmp_path: Path, tiny
     options = IngestOptions(workers=1, ocr=OcrOptions(mode="require", tesseract=MISSING))
     with EmbeddedStore.open(tmp_path / "index", create=True) as store:
         with pytest.raises(OcrUnavailableError):
-            ingest([scanned_pdf(tmp_path)], store, tiny_embedder, options)
+            ingest([scanned_pdf(tmp_path)], {"visual": VisualWriter(store, tiny_embedder)}, options)
         assert store.documents() == []
 
 
@@ -170,7 +171,9 @@ def test_ingest_records_where_the_text_came_from(tmp_path: Path, tiny_embedder) 
     scan = scanned_pdf(docs)
     shutil.copy(SMALL_PDF, docs / "form.pdf")
     with EmbeddedStore.open(tmp_path / "index", create=True) as store:
-        report = ingest([docs], store, tiny_embedder, IngestOptions(workers=1, dpi=72))
+        report = ingest(
+            [docs], {"visual": VisualWriter(store, tiny_embedder)}, IngestOptions(workers=1, dpi=72)
+        )
         assert report.exit_code == 0
         by_name = {Path(d.path).name: d.doc_id for d in store.documents()}
         scanned = store.get_page(by_name[scan.name], 1)
@@ -182,7 +185,12 @@ def test_ocr_failure_is_logged_and_the_file_indexed(tmp_path: Path, tiny_embedde
     crashing = fake_tesseract(tmp_path, "echo 'Error: out of memory' >&2; exit 1")
     scan = scanned_pdf(tmp_path)
     with EmbeddedStore.open(tmp_path / "index", create=True) as store:
-        plan = ingest_file(store, tiny_embedder, scan, dpi=72, ocr=OcrOptions(tesseract=crashing))
+        plan = ingest_file(
+            {"visual": VisualWriter(store, tiny_embedder)},
+            scan,
+            dpi=72,
+            ocr=OcrOptions(tesseract=crashing),
+        )
         page = store.get_page(plan.record.doc_id, 1)
         assert (page.text, page.text_source) == ("", "none")
         assert store.get_document(plan.record.doc_id).complete

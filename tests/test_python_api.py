@@ -32,8 +32,14 @@ def test_add_document_and_search_text(tmp_path: Path, tiny_embedder):
         hits = index.search("adjusted gross income", k=5)
         assert [h.page for h in hits] in ([1, 2], [2, 1])
         assert index.search("income", k=5, filter=SearchFilter(tags=frozenset({"nope"}))) == []
+        # Visual given, so text and bm25 come along; the search fuses all three.
+        assert index.channels == ("visual", "text", "bm25")
         timed = index.search_timed("income", k=1)
-        assert set(timed.timings_ms) == {"encode", "score"}
+        stages = {"visual_encode", "visual_score", "text_encode", "text_score", "bm25_score"}
+        assert {"encode", "score", "fuse"} | stages <= set(timed.timings_ms)
+        assert timed.timings_ms["encode"] == pytest.approx(
+            timed.timings_ms["visual_encode"] + timed.timings_ms["text_encode"]
+        )
         with pytest.raises(InvalidInputError):
             index.search("", k=3)
         with pytest.raises(InvalidInputError):

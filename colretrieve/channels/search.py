@@ -81,6 +81,8 @@ def search_fused(
     fusion: FusionOptions = FusionOptions(),
 ) -> list[list[SearchHit]]:
     """Top-k per query over ``searchers``, fused (a single channel keeps its own order)."""
+    if not searchers:
+        return [[] for _ in queries]
     depth = max(k, fusion.depth)
     ranked = {s.name: s.search_batch(queries, depth, filter) for s in searchers}
     with stage("fuse"):
