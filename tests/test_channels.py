@@ -167,3 +167,26 @@ def test_pages_without_text_are_stored_and_never_match(tmp_path, text_encoder):
         assert index.search("anything at all", k=5, channels="bm25") == []
         hits = index.search("anything at all", k=5, channels="text")
         assert [m.score for h in hits for m in h.matches] == [0.0]  # its zero vector
+
+
+def test_qdrant_local_mode_holds_the_same_channels(tmp_path, docs, text_encoder):
+    """The Qdrant backend through the same Index code: text and bm25 collections beside the
+    visual one on one client, searched and fused like the embedded store."""
+    pytest.importorskip("qdrant_client")
+    settings = Settings(index=tmp_path / "q", store="qdrant")
+    with Index.from_settings(settings, create=True, text_encoder=text_encoder) as index:
+        report = run(index, docs, "text,bm25")
+        assert {o.status for o in report.outcomes} == {Status.INDEXED}
+        assert index.channels == (TEXT, BM25)
+        hits = index.search("invoice total amount due", k=5)
+        assert hits and all({m.channel for m in h.matches} <= {TEXT, BM25} for h in hits)
+    with Index.open(tmp_path / "embedded", create=True, text_encoder=text_encoder) as embedded:
+        run(embedded, docs, "text,bm25")
+        expected = embedded.search("invoice total amount due", k=3, channels="text")
+    with Index.from_settings(settings, read_only=True, text_encoder=text_encoder) as index:
+        # Both backends score text MaxSim exactly at this size: the same top pages.
+        found = index.search("invoice total amount due", k=3, channels="text")
+        assert [(h.doc_id, h.page) for h in found] == [(h.doc_id, h.page) for h in expected]
+    assert drop_channel(settings, BM25) is True
+    with Index.from_settings(settings, read_only=True) as index:
+        assert index.channels == (TEXT,)

@@ -87,6 +87,7 @@ class QdrantStore(StoreBase, QdrantCatalog):
         self.options = options
         self._model: ModelInfo | None = None
         self._pool_size = options.pool_size
+        self._owns_client = True
 
     # -- opening -----------------------------------------------------------------------
 
@@ -124,6 +125,25 @@ class QdrantStore(StoreBase, QdrantCatalog):
         store = cls(client, collection, location, local_path, read_only, options or QdrantOptions())
         store._open_or_create(create)
         return store
+
+    @classmethod
+    def beside(cls, catalog: QdrantCatalog, collection: str, create: bool = False) -> Self:
+        """Another vector store (a second channel) on ``catalog``'s client: one connection,
+        the only way in local mode. Closing it leaves the shared client open."""
+        if create and catalog.read_only:
+            raise InvalidInputError("a read-only open cannot create an index")
+        location = catalog.location.rsplit("/", 1)[0] + "/" + collection
+        options = getattr(catalog, "options", None) or QdrantOptions()
+        store = cls(
+            catalog._client, collection, location, catalog._local_path, catalog.read_only, options
+        )
+        store._owns_client = False
+        store._open_or_create(create)
+        return store
+
+    def close(self) -> None:
+        if self._owns_client:
+            super().close()
 
     @classmethod
     def from_settings(cls, settings: Settings, *, create: bool = False, read_only: bool = False):
