@@ -30,9 +30,8 @@ def load_ingest_models(settings: Settings, embedder: PageEmbedder | None = None)
 
     ``embedder`` reuses an already loaded visual model.
     """
-    from colretrieve.text.encoder import TokenTextEncoder
-
     from colretrieve.models import ColpaliEmbedder
+    from colretrieve.text.encoder import TokenTextEncoder
 
     requested = parse_channels(settings.channels) if settings.channels else None
     left_out = ""
