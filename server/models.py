@@ -91,9 +91,9 @@ class ModelPool:
         return self.requested is None or channel in self.requested
 
     def visual(self, name: str) -> tuple[LockedEmbedder | None, str]:
-        """The visual model ``name`` (or the one given), or None and why it is left out."""
+        """The visual model ``name`` (or the one given), or None and why it could not load."""
         if not self.wants(VISUAL):
-            return None, "the visual channel is not in the server's channels setting"
+            return None, ""  # left out on purpose: nothing to warn about
         if self._given_visual is not None:
             return self._given_visual, ""
         if name not in self._visual:

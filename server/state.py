@@ -60,7 +60,7 @@ class Collection:
     ingest_channels: tuple[str, ...] = TEXT_CHANNELS
     """Channels an upload writes."""
     visual_note: str = ""
-    """Why the visual channel is not served, when it is not."""
+    """Why the visual model could not load, when it could not."""
 
     @property
     def uploads(self) -> Path:
@@ -90,8 +90,11 @@ class Collection:
             if channel == VISUAL and self.visual_note:
                 reasons.append(self.visual_note)
             elif channel not in self.served:
-                reasons.append(f"the {channel} channel is not served")
-        why = f" ({'; '.join(reasons)})" if reasons else ""
+                reasons.append(
+                    f"this server serves only the channels {self.settings.channels} "
+                    "(its channels setting)"
+                )
+        why = f" ({'; '.join(dict.fromkeys(reasons))})" if reasons else ""
         raise InvalidInputError(
             f"collection {self.name!r} has no searchable {', '.join(missing)} channel{why}; "
             f"it has: {have}. Leave `channels` out to search every channel it has."

@@ -15,12 +15,11 @@ from server import create_app
 from server.auth import key_hash
 from server.state import load_state
 from tests.bad_inputs import CORPUS
-from tests.server_support import InProcessClient
+from tests.server_support import InProcessClient, assert_error
 
 ADMIN = {"Authorization": "Bearer admin-key"}
 ALICE = {"Authorization": "Bearer alice-key"}
 BOB = {"Authorization": "Bearer bob-key"}
-ERROR_KEYS = {"code", "message", "status"}
 
 
 def server_settings(index: Path, other: Path, keys: Path, **extra) -> Settings:
@@ -60,15 +59,6 @@ def app(server_index, tiny_embedder, tiny_generator, tmp_path_factory):
 @pytest.fixture(scope="module")
 def admin(app) -> InProcessClient:
     return InProcessClient(app, ADMIN)
-
-
-def assert_error(response, status: int, code: str) -> dict:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert set(body) == {"error"} and set(body["error"]) == ERROR_KEYS, body
-    assert body["error"]["status"] == status and body["error"]["code"] == code, body
-    assert body["error"]["message"]
-    return body["error"]
 
 
 def test_error_shape_is_one_shape_for_every_kind_of_error(app, admin):
