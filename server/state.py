@@ -73,13 +73,10 @@ class Collection:
 
     def search_channels(self, requested: Sequence[str] | None) -> tuple[str, ...]:
         """``requested`` when the collection can search each; by default every searchable
-        channel (visual alone for an empty collection with a visual model, as before
-        channels existed; none for an empty one without)."""
+        channel (none for an empty collection)."""
         available = self.channels
         if requested is None:
-            if available:
-                return available
-            return (VISUAL,) if self.embedder is not None else ()
+            return available
         wanted = parse_channels(requested)
         missing = [c for c in wanted if c not in available]
         if not missing:
@@ -209,10 +206,8 @@ class ServerState:
     @property
     def warnings(self) -> list[str]:
         """What the server runs without, e.g. the visual channel when its model cannot load."""
-        return sorted(
-            {f"visual channel left out: {c.visual_note}" for c in self.collections.values()}
-            - {"visual channel left out: "}
-        )
+        notes = {c.visual_note for c in self.collections.values() if c.visual_note}
+        return sorted(f"visual channel left out: {note}" for note in notes)
 
     def close(self) -> None:
         if self.jobs is not None:

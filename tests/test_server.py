@@ -85,6 +85,30 @@ def test_search_ranks_pages_with_links_and_timings(admin):
     assert timings["rerank_ms"] is None and timings["generate_ms"] is None
 
 
+def test_search_fuses_the_visual_and_text_channels(app, admin):
+    """The tiny-visual index holds all three channels: a default search fuses them, each
+    channel searches alone, and an empty collection answers no hits (as before channels)."""
+    ready = InProcessClient(app).get("/readyz").json()
+    assert ready["channels"]["default"] == ["visual", "text", "bm25"]
+    assert ready["ingest_channels"]["other"] == ["visual", "text", "bm25"]
+    assert ready["warnings"] == []
+    body = admin.post("/v1/search", json={"query": "invoice total", "k": 3}).json()
+    assert body["channels"] == ["visual", "text", "bm25"] and body["fusion"] == "rrf"
+    assert {m["channel"] for h in body["hits"] for m in h["matches"]} == {"visual", "text", "bm25"}
+    timings = body["timings"]
+    assert timings["visual_encode_ms"] > 0 and timings["text_encode_ms"] > 0
+    assert timings["bm25_score_ms"] >= 0 and timings["fuse_ms"] >= 0
+    visual = admin.post("/v1/search", json={"query": "invoice", "k": 2, "channels": ["visual"]})
+    assert visual.json()["channels"] == ["visual"] and visual.json()["fusion"] is None
+    assert all([m["channel"] for m in h["matches"]] == ["visual"] for h in visual.json()["hits"])
+    text_explain = admin.post(
+        "/v1/search", json={"query": "x", "explain": True, "channels": ["text"]}
+    )
+    assert "visual" in assert_error(text_explain, 400, "invalid_input")["message"]
+    empty = admin.post("/v1/search", json={"query": "x", "collection": "other"}).json()
+    assert empty["hits"] == [] and empty["channels"] == []
+
+
 def test_search_filters_and_explain_grid(admin):
     docs = admin.get("/v1/documents").json()["documents"]
     one = docs[0]["doc_id"]

@@ -65,13 +65,13 @@ def search(body: SearchRequest, state: StateDep, principal: PrincipalDep) -> Sea
     if body.explain and body.k > EXPLAIN_MAX_HITS:
         raise LimitExceededError("k with explain=true", EXPLAIN_MAX_HITS, body.k)
     channels = collection.search_channels(body.channels)
+    if not channels:  # an empty collection: nothing to search yet
+        return SearchResponse(collection=collection.name, hits=[], timings=Timings())
     if body.explain and VISUAL not in channels:
         raise InvalidInputError(
             "explain=true maps the query over page patches, which needs the visual channel; "
-            f"this search uses {', '.join(channels) or 'no channel'}"
+            f"this search uses {', '.join(channels)}"
         )
-    if not channels:  # an empty collection without a visual model: nothing to search yet
-        return SearchResponse(collection=collection.name, hits=[], timings=Timings())
     index = collection.search_index(body.fusion, body.weights)
     result = index.search_timed(
         body.query, body.k, filter=search_filter(body.filters), channels=channels
