@@ -14,7 +14,6 @@ from colretrieve.channels import BM25, TEXT, VISUAL
 from colretrieve.errors import ModelLoadError
 from colretrieve.index import Index
 from colretrieve.settings import Settings
-from colretrieve.text.encoder import TokenTextEncoder
 from server import create_app
 from server.state import load_state
 from tests.bad_inputs import CORPUS
@@ -26,11 +25,6 @@ TEXT_PDFS = (
     "camelot__good-energy-tariff-label.pdf",
     "camelot__india-budget-2014-15-summary.pdf",
 )
-
-
-@pytest.fixture(scope="module")
-def text_encoder() -> TokenTextEncoder:
-    return TokenTextEncoder.load(device="cpu")
 
 
 @pytest.fixture(scope="module")
