@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from colretrieve.answer import Generator
-from colretrieve.contracts import PageEmbedder
+from colretrieve.contracts import PageEmbedder, TextEmbedder
 from colretrieve.settings import Settings
 from server.errors import install_error_handlers
 from server.metrics import Metrics, MetricsMiddleware
@@ -26,15 +26,19 @@ def create_app(
     embedder: PageEmbedder | None = None,
     generator: Generator | None = None,
     state: ServerState | None = None,
+    text_encoder: TextEmbedder | None = None,
 ) -> FastAPI:
-    """Build the app. ``embedder``/``generator`` reuse already loaded models (tests)."""
+    """Build the app. ``embedder``/``generator``/``text_encoder`` reuse already loaded
+    models (tests)."""
     metrics = state.metrics if state is not None else Metrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         own = app.state.colretrieve is None
         if own:
-            app.state.colretrieve = load_state(settings, embedder=embedder, generator=generator)
+            app.state.colretrieve = load_state(
+                settings, embedder=embedder, generator=generator, text_encoder=text_encoder
+            )
             app.state.colretrieve.metrics = metrics
         if settings.no_auth:
             log.warning(
@@ -51,7 +55,7 @@ def create_app(
     app = FastAPI(
         title="colretrieve",
         version="0.1.0",
-        summary="Visual document retrieval and cited answers over page images.",
+        summary="Hybrid (visual, text, bm25) page retrieval and cited answers over page images.",
         lifespan=lifespan,
     )
     app.state.colretrieve = state

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from server.wire import CitationOut, Timings, Wire
+from server.wire import Channel, CitationOut, Timings, Wire
 
 
 class TextPart(Wire):
@@ -56,6 +56,13 @@ class ChatRequest(Wire):
     seed: int | None = Field(default=None, description="Sampling seed.")
     user: str | None = Field(default=None, max_length=256, description="Ignored.")
     stream_options: StreamOptions | None = Field(default=None, description="Ignored.")
+    channels: list[Channel] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=3,
+        description="colretrieve extra: retrieval channels for the pages shown (default: "
+        "every channel the collection holds); with the openai SDK pass it in `extra_body`.",
+    )
 
 
 class AssistantMessage(Wire):

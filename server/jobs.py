@@ -1,4 +1,8 @@
-"""Upload ingest jobs: run in background threads, one ``indexer.ingest`` each, with progress."""
+"""Upload ingest jobs: run in background threads, one ``indexer.ingest`` each, with progress.
+
+A job writes every channel the collection ingests (``Collection.ingest_channels``: the
+``channels`` setting, else text and bm25 plus visual when its model is loaded), creating the
+channel stores it lacks."""
 
 from __future__ import annotations
 
@@ -10,8 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from colretrieve.channels import VISUAL
-from colretrieve.channels.writers import VisualWriter
 from colretrieve.errors import ColretrieveError, NotFoundError, TooBusyError
 from colretrieve.ocr import OcrOptions
 from indexer.pipeline import FileOutcome, IngestOptions, ingest
@@ -96,8 +98,8 @@ class JobManager:
         )
         job.status = "running"
         try:
-            with collection.writer() as store:
-                writers = {VISUAL: VisualWriter(store, collection.embedder)}
+            with collection.writer() as index:
+                writers = index.writers(collection.ingest_channels)
                 report = ingest(files, writers, options, _Progress(job))
             failed = [o for o in report.outcomes if o.status.value == "skipped"]
             job.status = "failed" if failed and len(failed) == len(report.outcomes) else "succeeded"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from urllib.parse import quote
 
 from colretrieve.contracts import DocumentInfo, SearchFilter
@@ -22,7 +23,7 @@ def search_filter(filters: Filters | None) -> SearchFilter | None:
     )
 
 
-def document_out(doc: DocumentInfo) -> DocumentOut:
+def document_out(doc: DocumentInfo, channels: Iterable[str] = ()) -> DocumentOut:
     return DocumentOut(
         doc_id=doc.doc_id,
         title=doc.title,
@@ -33,4 +34,5 @@ def document_out(doc: DocumentInfo) -> DocumentOut:
         complete=doc.complete,
         tags=list(doc.tags),
         added_at=doc.added_at,
+        channels=list(channels),
     )

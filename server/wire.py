@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -25,6 +25,18 @@ QueryField = Field(
     min_length=1, max_length=MAX_QUERY_CHARS, description="The question or keywords."
 )
 
+Channel = Literal["visual", "text", "bm25"]
+FusionMethod = Literal["rrf", "weighted"]
+Weight = Annotated[float, Field(ge=0, le=100)]
+ChannelsField = Field(
+    default=None,
+    min_length=1,
+    max_length=3,
+    description="Retrieval channels to search (visual: page images; text: token vectors of "
+    "the text layer; bm25: keywords). Default: every channel the collection holds; naming "
+    "one it lacks is a 400 `invalid_input`.",
+)
+
 
 class Filters(Wire):
     doc_ids: list[str] | None = Field(
@@ -39,9 +51,13 @@ class Filters(Wire):
 
 
 class Timings(Wire):
-    encode_ms: float | None = Field(default=None, description="Query encoding.")
+    encode_ms: float | None = Field(
+        default=None, description="Query encoding, every channel together."
+    )
     score_ms: float | None = Field(
-        default=None, description="The store's whole search (first stage and rerank)."
+        default=None,
+        description="Everything else of the search: each channel's store (first stage and "
+        "rerank) and the fusion.",
     )
     first_stage_ms: float | None = Field(
         default=None,
@@ -50,6 +66,24 @@ class Timings(Wire):
     )
     rerank_ms: float | None = Field(
         default=None, description="Exact MaxSim rerank of the fast path's candidates; null: idem."
+    )
+    visual_encode_ms: float | None = Field(
+        default=None, description="Visual channel: query encoding (null: not searched)."
+    )
+    visual_score_ms: float | None = Field(
+        default=None, description="Visual channel: the store's search (null: not searched)."
+    )
+    text_encode_ms: float | None = Field(
+        default=None, description="Text channel: query encoding (null: not searched)."
+    )
+    text_score_ms: float | None = Field(
+        default=None, description="Text channel: the store's search (null: not searched)."
+    )
+    bm25_score_ms: float | None = Field(
+        default=None, description="Bm25 channel: the keyword search (null: not searched)."
+    )
+    fuse_ms: float | None = Field(
+        default=None, description="Merging the channels' rankings into one."
     )
     render_ms: float | None = Field(default=None, description="Rendering pages for the model.")
     generate_ms: float | None = Field(default=None, description="Answer generation.")
@@ -67,7 +101,20 @@ class SearchRequest(Wire):
     k: int = Field(default=10, ge=1, le=MAX_K, description="Number of pages to return.")
     filters: Filters | None = Field(default=None, description="Restrict the pages searched.")
     explain: bool = Field(
-        default=False, description="Add per-token similarity maps over each hit's patches."
+        default=False,
+        description="Add per-token similarity maps over each hit's patches (needs the visual "
+        "channel).",
+    )
+    channels: list[Channel] | None = ChannelsField
+    fusion: FusionMethod | None = Field(
+        default=None,
+        description="How the channels' rankings merge: rrf (reciprocal rank) or weighted "
+        "(weighted normalised scores). Default: the server's `fusion` setting.",
+    )
+    weights: dict[Channel, Weight] | None = Field(
+        default=None,
+        description='Per-channel fusion weights (0 to 100), e.g. {"text": 1, "bm25": 0.5}; '
+        "channels left out keep the server's `fusion_weights` (else 1).",
     )
 
 
@@ -80,21 +127,40 @@ class Explanation(Wire):
     )
 
 
+class Match(Wire):
+    channel: Channel = Field(description="The channel that found the page.")
+    rank: int = Field(description="1-based rank of the page in that channel's own ranking.")
+    score: float = Field(description="That channel's own score (MaxSim, or BM25).")
+
+
 class Hit(Wire):
     rank: int = Field(description="1-based rank.")
     doc_id: str = Field(description="Document id (SHA-256 of the file).")
     page: int = Field(description="1-based page number.")
-    score: float = Field(description="MaxSim score.")
+    score: float = Field(
+        description="Fused score (see `fusion`); each channel's own score is in `matches`."
+    )
     title: str = Field(description="Document title.")
     path: str = Field(description="Document source path.")
     image_url: str = Field(description="Link to the page image (add `&width=N`).")
     explanation: Explanation | None = Field(
         default=None, description="Similarity maps (only with `explain=true`)."
     )
+    matches: list[Match] = Field(
+        default_factory=list,
+        description="Per channel that ranked this page within its fusion depth: its rank and "
+        "score there.",
+    )
 
 
 class SearchResponse(Wire):
     collection: str = Field(description="The collection searched.")
+    channels: list[Channel] = Field(
+        default_factory=list, description="The channels searched (empty: nothing to search)."
+    )
+    fusion: FusionMethod | None = Field(
+        default=None, description="The fusion method used (null when one channel was searched)."
+    )
     hits: list[Hit] = Field(description="Ranked pages, best first.")
     timings: Timings = Field(description="Milliseconds per stage.")
 
@@ -112,6 +178,7 @@ class AskRequest(Wire):
     stream: bool = Field(
         default=False, description="Stream tokens as Server-Sent Events, then the citations."
     )
+    channels: list[Channel] | None = ChannelsField
 
 
 class CitationOut(Wire):
@@ -127,7 +194,7 @@ class PageShown(Wire):
     marker: int = Field(description="The page's [n] number in the prompt.")
     doc_id: str = Field(description="Document id.")
     page: int = Field(description="1-based page number.")
-    score: float = Field(description="MaxSim score.")
+    score: float = Field(description="Retrieval score (fused over the channels searched).")
     image_url: str = Field(description="Link to the page image.")
 
 
@@ -151,6 +218,9 @@ class DocumentOut(Wire):
     complete: bool = Field(description="Searchable (every page embedded).")
     tags: list[str] = Field(description="Tags.")
     added_at: float = Field(description="Unix time it was added.")
+    channels: list[Channel] = Field(
+        default_factory=list, description="Channels that hold the document (complete or not)."
+    )
 
 
 class DocumentList(Wire):
@@ -168,6 +238,9 @@ class FileOutcomeOut(Wire):
     status: str = Field(description="indexed, unchanged, duplicate or skipped.")
     pages: int = Field(description="Pages embedded.")
     reason: str = Field(description="Why it was skipped, if it was.")
+    channels: list[Channel] = Field(
+        default_factory=list, description="Channels this job wrote the file into."
+    )
 
 
 class JobOut(Wire):
@@ -197,3 +270,15 @@ class Health(Wire):
     status: str = Field(description="`ok` or `ready`.")
     collections: list[str] = Field(default_factory=list, description="Collections loaded.")
     generator: str | None = Field(default=None, description="Generator model, if any.")
+    channels: dict[str, list[Channel]] = Field(
+        default_factory=dict,
+        description="Per collection, its searchable channels (served, holding documents).",
+    )
+    ingest_channels: dict[str, list[Channel]] = Field(
+        default_factory=dict, description="Per collection, the channels an upload writes."
+    )
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="What the server runs without, e.g. the visual channel when its model "
+        "cannot load.",
+    )

@@ -40,6 +40,19 @@ class InProcessClient:
         return self.request("DELETE", url, **kwargs)
 
 
+ERROR_KEYS = {"code", "message", "status"}
+
+
+def assert_error(response: httpx.Response, status: int, code: str) -> dict:
+    """The response is the one pinned error shape, with this status and code."""
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"error"} and set(body["error"]) == ERROR_KEYS, body
+    assert body["error"]["status"] == status and body["error"]["code"] == code, body
+    assert body["error"]["message"]
+    return body["error"]
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -15,12 +15,11 @@ from server import create_app
 from server.auth import key_hash
 from server.state import load_state
 from tests.bad_inputs import CORPUS
-from tests.server_support import InProcessClient
+from tests.server_support import InProcessClient, assert_error
 
 ADMIN = {"Authorization": "Bearer admin-key"}
 ALICE = {"Authorization": "Bearer alice-key"}
 BOB = {"Authorization": "Bearer bob-key"}
-ERROR_KEYS = {"code", "message", "status"}
 
 
 def server_settings(index: Path, other: Path, keys: Path, **extra) -> Settings:
@@ -62,15 +61,6 @@ def admin(app) -> InProcessClient:
     return InProcessClient(app, ADMIN)
 
 
-def assert_error(response, status: int, code: str) -> dict:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert set(body) == {"error"} and set(body["error"]) == ERROR_KEYS, body
-    assert body["error"]["status"] == status and body["error"]["code"] == code, body
-    assert body["error"]["message"]
-    return body["error"]
-
-
 def test_error_shape_is_one_shape_for_every_kind_of_error(app, admin):
     """Pinned: {"error": {"code", "message", "status"}} for ours, validation, routing, auth."""
     assert_error(InProcessClient(app).post("/v1/search", json={"query": "x"}), 401, "unauthorized")
@@ -93,6 +83,30 @@ def test_search_ranks_pages_with_links_and_timings(admin):
     timings = body["timings"]
     assert timings["encode_ms"] > 0 and timings["score_ms"] >= 0
     assert timings["rerank_ms"] is None and timings["generate_ms"] is None
+
+
+def test_search_fuses_the_visual_and_text_channels(app, admin):
+    """The tiny-visual index holds all three channels: a default search fuses them, each
+    channel searches alone, and an empty collection answers no hits (as before channels)."""
+    ready = InProcessClient(app).get("/readyz").json()
+    assert ready["channels"]["default"] == ["visual", "text", "bm25"]
+    assert ready["ingest_channels"]["other"] == ["visual", "text", "bm25"]
+    assert ready["warnings"] == []
+    body = admin.post("/v1/search", json={"query": "invoice total", "k": 3}).json()
+    assert body["channels"] == ["visual", "text", "bm25"] and body["fusion"] == "rrf"
+    assert {m["channel"] for h in body["hits"] for m in h["matches"]} == {"visual", "text", "bm25"}
+    timings = body["timings"]
+    assert timings["visual_encode_ms"] > 0 and timings["text_encode_ms"] > 0
+    assert timings["bm25_score_ms"] >= 0 and timings["fuse_ms"] >= 0
+    visual = admin.post("/v1/search", json={"query": "invoice", "k": 2, "channels": ["visual"]})
+    assert visual.json()["channels"] == ["visual"] and visual.json()["fusion"] is None
+    assert all([m["channel"] for m in h["matches"]] == ["visual"] for h in visual.json()["hits"])
+    text_explain = admin.post(
+        "/v1/search", json={"query": "x", "explain": True, "channels": ["text"]}
+    )
+    assert "visual" in assert_error(text_explain, 400, "invalid_input")["message"]
+    empty = admin.post("/v1/search", json={"query": "x", "collection": "other"}).json()
+    assert empty["hits"] == [] and empty["channels"] == []
 
 
 def test_search_filters_and_explain_grid(admin):

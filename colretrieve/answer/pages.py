@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,19 +45,23 @@ def render_page_image(path: str, page: int, dpi: int, max_pixels: int) -> Image.
 
 
 def answer_pages(
-    store: MultiVectorStore,
+    stores: MultiVectorStore | Sequence[MultiVectorStore],
     hits: list[SearchHit],
     *,
     dpi: int,
     max_pixels: int,
     with_text: bool,
 ) -> list[AnswerPage]:
-    """Render ``hits`` for the generator, resized server-side to ``max_pixels``."""
+    """Render ``hits`` for the generator, resized server-side to ``max_pixels``; a page's
+    text comes from the first of ``stores`` that holds the page."""
+    stores = list(stores) if isinstance(stores, Sequence) else [stores]
     pages = []
     for hit in hits:
         text = ""
         if with_text:
-            info = store.get_page(hit.doc_id, hit.page)
+            info = next(
+                (i for s in stores if (i := s.get_page(hit.doc_id, hit.page)) is not None), None
+            )
             text = (info.text if info else "")[:PAGE_TEXT_CHARS]
         image = render_page_image(hit.path, hit.page, dpi, max_pixels)
         pages.append(AnswerPage(hit.doc_id, hit.path, hit.title, hit.page, hit.score, image, text))

@@ -12,7 +12,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -100,19 +100,19 @@ def prepare(
     history: Sequence[ChatMessage] = (),
     filter: SearchFilter | None = None,
     model_lock: threading.Lock | None = None,
+    channels: str | Iterable[str] | None = None,
 ) -> Prepared:
-    """Search, then render the top pages for the generator."""
+    """Search (``channels``, else every channel the index holds, fused), then render the
+    top pages for the generator."""
     check_query_text(question)
     timings: dict[str, float] = {}
-    started = time.perf_counter()
     with _locked(model_lock):
-        query = index.embedder.embed_queries([question])[0]
-    timings["encode"] = _ms(started)
-    result = index.search_timed(query, options.pages, filter=filter)
+        result = index.search_timed(question, options.pages, filter=filter, channels=channels)
     timings.update(result.timings_ms)
     started = time.perf_counter()
+    text_stores = [store for store in (index.store, index.stores.text) if store is not None]
     pages = answer_pages(
-        index.store,
+        text_stores,
         result.hits,
         dpi=options.dpi,
         max_pixels=options.max_pixels,
@@ -191,9 +191,16 @@ def answer_question(
     history: Sequence[ChatMessage] = (),
     filter: SearchFilter | None = None,
     model_lock: threading.Lock | None = None,
+    channels: str | Iterable[str] | None = None,
 ) -> AnswerResult:
     prepared = prepare(
-        index, question, options, history=history, filter=filter, model_lock=model_lock
+        index,
+        question,
+        options,
+        history=history,
+        filter=filter,
+        model_lock=model_lock,
+        channels=channels,
     )
     return generate_answer(generator, prepared, model_lock)
 

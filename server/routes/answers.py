@@ -18,7 +18,7 @@ from colretrieve.answer import (
     prepare,
     stream_answer,
 )
-from colretrieve.errors import ColretrieveError
+from colretrieve.errors import ColretrieveError, InvalidInputError
 from server.deps import PrincipalDep, StateDep
 from server.errors import ERROR_RESPONSES, error_body, status_for
 from server.links import page_image_url, search_filter
@@ -54,9 +54,15 @@ def prepare_answer(
     history: Sequence[ChatMessage] = (),
     max_tokens: int | None = None,
     temperature: float | None = None,
+    channels: Sequence[str] | None = None,
 ) -> Prepared:
     state.require_generator()
     check_query(state, question)
+    searched = collection.search_channels(channels)
+    if not searched:
+        raise InvalidInputError(
+            f"collection {collection.name!r} has no searchable documents yet; upload some first"
+        )
     options = AnswerOptions.from_settings(state.settings, pages)
     if max_tokens is not None or temperature is not None:
         generation = options.generation
@@ -79,6 +85,7 @@ def prepare_answer(
         options,
         history=history,
         filter=search_filter(filters),
+        channels=searched,
     )
 
 
@@ -118,9 +125,12 @@ def ask_response(state: ServerState, collection: str, result: AnswerResult) -> A
     responses={200: SSE_DOC},
 )
 def ask(body: AskRequest, state: StateDep, principal: PrincipalDep) -> Any:
-    """Answer from the top pages, citing them; `stream=true` streams tokens as SSE."""
+    """Answer from the top pages (searched over `channels`, fused), citing them;
+    `stream=true` streams tokens as SSE."""
     collection = state.collection(body.collection, principal)
-    prepared = prepare_answer(state, collection, body.query, body.pages, body.filters)
+    prepared = prepare_answer(
+        state, collection, body.query, body.pages, body.filters, channels=body.channels
+    )
     generator = state.require_generator()
     if not body.stream:
         result = generate_answer(generator, prepared, state.model_lock)

@@ -67,6 +67,7 @@ def chat_completions(body: ChatRequest, state: StateDep, principal: PrincipalDep
         history,
         body.max_completion_tokens or body.max_tokens,
         body.temperature,
+        body.channels,
     )
     generator = state.require_generator()
     completion_id = f"chatcmpl-{uuid.uuid4().hex}"

@@ -36,7 +36,11 @@ def job_out(job: Job) -> JobOut:
         pages_done=job.pages_done,
         files=[
             FileOutcomeOut(
-                file=Path(o.path).name, status=o.status.value, pages=o.pages, reason=o.reason
+                file=Path(o.path).name,
+                status=o.status.value,
+                pages=o.pages,
+                reason=o.reason,
+                channels=list(o.channels),
             )
             for o in list(job.outcomes)
         ],
@@ -92,8 +96,10 @@ def list_documents(
 ) -> DocumentList:
     """Every document of a collection."""
     target = state.collection(collection, principal)
+    held = target.document_channels()
     return DocumentList(
-        collection=target.name, documents=[document_out(d) for d in target.index.documents()]
+        collection=target.name,
+        documents=[document_out(d, held.get(d.doc_id, ())) for d in target.index.documents()],
     )
 
 
@@ -106,16 +112,20 @@ def delete_document(
     principal: PrincipalDep,
     collection: CollectionQuery = "default",
 ) -> DeletedOut:
-    """Delete a document and all its pages."""
+    """Delete a document and all its pages from every channel."""
     target = state.collection(collection, principal, write=True)
     documents = target.index.resolve(doc_id)
-    with target.writer() as store:
-        store.delete_documents([d.doc_id for d in documents])
+    held = target.document_channels()
+    with target.writer() as index:
+        index.delete([d.doc_id for d in documents])
     for document in documents:
         path = Path(document.path)
         if path.parent == target.uploads.resolve() and path.exists():
             path.unlink()
-    return DeletedOut(collection=target.name, deleted=[document_out(d) for d in documents])
+    return DeletedOut(
+        collection=target.name,
+        deleted=[document_out(d, held.get(d.doc_id, ())) for d in documents],
+    )
 
 
 @router.get(
@@ -134,9 +144,10 @@ def page_image(
         int | None, Query(ge=16, le=8192, description="Width in pixels (capped).")
     ] = None,
 ) -> Response:
-    """The page rendered from its source file, at `width` pixels wide (a thumbnail)."""
+    """The page rendered from its source file, at `width` pixels wide (a thumbnail); any
+    channel holding the document complete serves it."""
     target = state.collection(collection, principal)
-    document = target.index.store.get_document(doc_id)
+    document = target.find_document(doc_id)
     if document is None or not document.complete or page > document.total_pages:
         raise NotFoundError("page", f"{doc_id}/{page}")
     settings = state.settings

@@ -20,11 +20,17 @@ def healthz() -> Health:
 
 @router.get("/readyz", response_model=Health, responses={503: ERROR_RESPONSES[503]})
 def readyz(state: StateDep) -> Health:
-    """Models and stores are loaded."""
+    """Models and stores are loaded; which channels each collection searches and writes,
+    and what the server runs without."""
     return Health(
         status="ready",
         collections=sorted(state.collections),
         generator=state.generator.name if state.generator else None,
+        channels={name: list(c.channels) for name, c in sorted(state.collections.items())},
+        ingest_channels={
+            name: list(c.ingest_channels) for name, c in sorted(state.collections.items())
+        },
+        warnings=state.warnings,
     )
 
 
