@@ -25,7 +25,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._common import machine, peak_rss_mb, write_json
+from benchmarks._common import machine, page_texts, peak_rss_mb, write_json
 from colretrieve.contracts import DocumentRecord, ModelInfo, PageInput
 from colretrieve.store import EmbeddedStore, SearchOptions
 
@@ -66,17 +66,6 @@ class Encoder:
                 rows.append(out[1:-1] if window else out[:1])
         vectors = self.torch.cat(rows).numpy() @ self.projection
         return (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
-
-
-def page_texts() -> dict[str, list[str]]:
-    import pypdfium2 as pdfium
-
-    texts = {}
-    for pdf in sorted((CORPUS / "pdfs").glob("*.pdf")):
-        document = pdfium.PdfDocument(str(pdf))
-        texts[pdf.name] = [page.get_textpage().get_text_range() for page in document]
-        document.close()
-    return texts
 
 
 def build(encoder: Encoder, texts: dict[str, list[str]]) -> dict:

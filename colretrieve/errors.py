@@ -35,6 +35,21 @@ class ModelLoadError(ColretrieveError):
         self.reason = reason
 
 
+class TextModelLoadError(ModelLoadError):
+    """The text channel's encoder could not be loaded."""
+
+    def __init__(self, name: str, reason: str) -> None:
+        ColretrieveError.__init__(
+            self,
+            f"cannot load text model {name!r}: {reason}. Point the text model setting at a "
+            "local folder holding the checkpoint (saved with `huggingface-cli download NAME "
+            "--local-dir DIR` on a machine with network access), or use the bundled default "
+            "'sentence-transformers/all-MiniLM-L6-v2', which needs no download.",
+        )
+        self.name = name
+        self.reason = reason
+
+
 class ModelMismatchError(ColretrieveError):
     """The index was built with another model than the one being used."""
 
