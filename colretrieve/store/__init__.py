@@ -1,5 +1,8 @@
 """Multi-vector stores. ``EmbeddedStore`` is the default: a local folder, no server.
 
+``EmbeddedLexicalStore`` keeps page texts for the bm25 channel (SQLite FTS5, docs/bm25.md);
+its Qdrant twin is ``colretrieve.store.qdrant_lexical.QdrantLexicalStore``.
+
 ``QdrantStore`` (``store = "qdrant"`` in the settings) keeps the index in a Qdrant server or
 cluster; it needs the optional ``qdrant-client`` and is imported only when selected.
 """
@@ -13,6 +16,7 @@ from colretrieve.settings import Settings
 from colretrieve.store.compaction import CompactionReport
 from colretrieve.store.embedded import EmbeddedStore
 from colretrieve.store.fast import SearchOptions
+from colretrieve.store.lexical import EmbeddedLexicalStore
 
 
 def open_store(path: Path | str, create: bool = False, read_only: bool = False) -> EmbeddedStore:
@@ -34,4 +38,11 @@ def open_configured(
     )
 
 
-__all__ = ["CompactionReport", "EmbeddedStore", "SearchOptions", "open_configured", "open_store"]
+__all__ = [
+    "CompactionReport",
+    "EmbeddedLexicalStore",
+    "EmbeddedStore",
+    "SearchOptions",
+    "open_configured",
+    "open_store",
+]

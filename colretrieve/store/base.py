@@ -13,7 +13,7 @@ from typing import Self
 
 import numpy as np
 
-from colretrieve.contracts import ModelInfo, PageInput, SearchFilter, SearchHit
+from colretrieve.contracts import DocumentRecord, ModelInfo, PageInput, SearchFilter, SearchHit
 from colretrieve.errors import InvalidInputError
 from colretrieve.maxsim import check_query
 
@@ -24,6 +24,20 @@ def check_k(k: int) -> int:
     if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
         raise InvalidInputError(f"k must be a positive integer; got {k!r}")
     return int(k)
+
+
+def check_document(doc: DocumentRecord) -> DocumentRecord:
+    if not isinstance(doc, DocumentRecord) or not doc.doc_id or doc.total_pages < 0:
+        raise InvalidInputError(f"begin_document needs a valid DocumentRecord; got {doc!r}")
+    return doc
+
+
+def check_replaces(doc_id: str, replaces: Sequence[str]) -> list[str]:
+    """The distinct documents ``doc_id`` replaces, in order (never itself)."""
+    distinct = list(dict.fromkeys(replaces))
+    if doc_id in distinct:
+        raise InvalidInputError(f"document {doc_id} cannot replace itself")
+    return distinct
 
 
 def check_filter(filter: SearchFilter | None) -> SearchFilter | None:
@@ -63,38 +77,58 @@ def check_page_vectors(vectors: np.ndarray, dim: int, page: int) -> np.ndarray:
     return array
 
 
+def check_page_order(pages: Sequence[object], kind: type, next_page: int, total_pages: int) -> None:
+    """Refuse a batch that does not continue a document at ``next_page``.
+
+    Pages are stored in order without gaps or repeats, so a resumed ingest can trust that
+    "n pages stored" means pages 1..n. ``kind`` is the page type the store takes
+    (PageInput, PageText); each item must be one and carry a ``page`` number.
+    """
+    for offset, page in enumerate(pages):
+        if not isinstance(page, kind):
+            raise InvalidInputError(f"pages must be {kind.__name__}; got {type(page).__name__}")
+        number = page.page  # type: ignore[attr-defined]
+        expected = next_page + offset
+        if isinstance(number, bool) or number != expected:
+            raise InvalidInputError(
+                f"pages must continue the document in order: expected page {expected}, "
+                f"got page {number!r}"
+            )
+        if number > total_pages:
+            raise InvalidInputError(f"page {number} is past the document's {total_pages} pages")
+
+
 def check_pages(
     pages: Sequence[PageInput], next_page: int, total_pages: int, dim: int
 ) -> list[np.ndarray]:
-    """Validate a batch that must continue a document at ``next_page``; return its vectors.
-
-    Pages are stored in order without gaps or repeats, so a resumed ingest can trust that
-    "n pages stored" means pages 1..n.
-    """
-    arrays = []
-    for offset, page in enumerate(pages):
-        if not isinstance(page, PageInput):
-            raise InvalidInputError(f"pages must be PageInput; got {type(page).__name__}")
-        expected = next_page + offset
-        if page.page != expected:
-            raise InvalidInputError(
-                f"pages must continue the document in order: expected page {expected}, "
-                f"got page {page.page}"
-            )
-        if page.page > total_pages:
-            raise InvalidInputError(f"page {page.page} is past the document's {total_pages} pages")
-        arrays.append(check_page_vectors(page.vectors, dim, page.page))
-    return arrays
+    """Validate a batch that must continue a document at ``next_page``; return its vectors."""
+    check_page_order(pages, PageInput, next_page, total_pages)
+    return [check_page_vectors(page.vectors, dim, page.page) for page in pages]
 
 
-class StoreBase:
+class Closing:
+    """Context-manager support for anything with ``close``: ``with Store.open(...) as s:``."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class StoreBase(Closing):
     """Shared search entry points and context-manager support for store backends."""
 
     @property
     def model(self) -> ModelInfo | None:
-        raise NotImplementedError
-
-    def close(self) -> None:
         raise NotImplementedError
 
     def search(
@@ -130,14 +164,3 @@ class StoreBase:
     ) -> list[list[SearchHit]]:
         """The backend hook: score validated float32 queries and return top-k per query."""
         raise NotImplementedError
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()

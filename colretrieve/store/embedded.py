@@ -16,15 +16,13 @@ segment files no committed row mentions are deleted on the next writable open.
 from __future__ import annotations
 
 import dataclasses
-import fcntl
-import functools
 import json
 import os
 import sqlite3
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Concatenate, ParamSpec, Self, TypeVar
+from typing import Self, TypeVar
 
 import numpy as np
 
@@ -41,15 +39,15 @@ from colretrieve.contracts import (
 from colretrieve.errors import (
     DocumentNotFoundError,
     IndexCorruptError,
-    IndexLockedError,
     IndexNotFoundError,
     InvalidInputError,
     ModelMismatchError,
 )
 from colretrieve.store import rows, schema
-from colretrieve.store.base import StoreBase, check_pages
+from colretrieve.store.base import StoreBase, check_document, check_pages, check_replaces
 from colretrieve.store.compaction import CompactionReport, compact_segments, plan
 from colretrieve.store.fast import FirstStage, SearchOptions, build_first_stage, search_fast
+from colretrieve.store.folder import acquire_lock, folder_bytes, serialised
 from colretrieve.store.schema import snapshot, transaction
 from colretrieve.store.search import Catalog, load_catalog, search_catalog
 from colretrieve.store.segments import (
@@ -78,34 +76,8 @@ from colretrieve.store.sketch_build import (
 
 SEGMENTS_DIR = "segments"
 LOCK_NAME = "write.lock"
-P = ParamSpec("P")
 T = TypeVar("T")
-
-
-def _locked(
-    method: Callable[Concatenate[EmbeddedStore, P], T],
-) -> Callable[Concatenate[EmbeddedStore, P], T]:
-    """Serialise a method's use of the shared SQLite connection across threads."""
-
-    @functools.wraps(method)
-    def wrapper(self: EmbeddedStore, *args: P.args, **kwargs: P.kwargs) -> T:
-        with self._lock:
-            return method(self, *args, **kwargs)
-
-    return wrapper
-
-
 HALF_MAX = float(np.finfo(np.float16).max)
-
-
-def _acquire_lock(root: Path) -> int:
-    fd = os.open(root / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        raise IndexLockedError(root) from None
-    return fd
 
 
 class EmbeddedStore(StoreBase):
@@ -162,7 +134,7 @@ class EmbeddedStore(StoreBase):
             raise IndexNotFoundError(root)
         if not read_only:
             (root / SEGMENTS_DIR).mkdir(parents=True, exist_ok=True)
-        lock_fd = None if read_only else _acquire_lock(root)
+        lock_fd = None if read_only else acquire_lock(root, LOCK_NAME)
         connection = None
         try:
             connection = schema.connect(database, read_only)
@@ -188,7 +160,7 @@ class EmbeddedStore(StoreBase):
     def read_only(self) -> bool:
         return self._lock_fd is None
 
-    @_locked
+    @serialised
     def close(self) -> None:
         self._reader.forget()
         self._catalog = None
@@ -237,7 +209,7 @@ class EmbeddedStore(StoreBase):
             raise InvalidInputError("this store was opened read-only")
         return self._connection
 
-    @_locked
+    @serialised
     def _data_version(self) -> tuple[int, int]:
         row = self._connection.execute("PRAGMA data_version").fetchone()
         return int(row[0]), self._generation
@@ -249,7 +221,7 @@ class EmbeddedStore(StoreBase):
         with self._lock:
             return schema.load_model(self._connection)
 
-    @_locked
+    @serialised
     def bind_model(self, model: ModelInfo) -> None:
         """Record ``model`` on first use; refuse one from another embedding space."""
         connection = self._writer()
@@ -265,13 +237,12 @@ class EmbeddedStore(StoreBase):
 
     # -- writes ------------------------------------------------------------------------
 
-    @_locked
+    @serialised
     def begin_document(self, doc: DocumentRecord) -> int:
         """Register ``doc`` as incomplete; if it exists (same content), change nothing and
         return its stored page count, so ingest resumes at the next page."""
         connection = self._writer()
-        if not isinstance(doc, DocumentRecord) or not doc.doc_id or doc.total_pages < 0:
-            raise InvalidInputError(f"begin_document needs a valid DocumentRecord; got {doc!r}")
+        check_document(doc)
         with transaction(connection):
             stored = rows.stored_pages(connection, doc.doc_id)
             if stored is None:
@@ -279,7 +250,7 @@ class EmbeddedStore(StoreBase):
         self._generation += 1
         return stored or 0
 
-    @_locked
+    @serialised
     def add_pages(self, doc_id: str, pages: Sequence[PageInput]) -> None:
         """Store the next pages of a begun document: one new segment file, one commit."""
         connection = self._writer()
@@ -319,16 +290,14 @@ class EmbeddedStore(StoreBase):
             raise
         self._generation += 1
 
-    @_locked
+    @serialised
     def finish_document(self, doc_id: str, replaces: Sequence[str] = ()) -> None:
         """Mark ``doc_id`` complete and delete ``replaces`` in the same commit.
 
         All ``total_pages`` pages must be stored: a complete document is a whole one.
         """
         connection = self._writer()
-        replaces = list(dict.fromkeys(replaces))
-        if doc_id in replaces:
-            raise InvalidInputError(f"document {doc_id} cannot replace itself")
+        replaces = check_replaces(doc_id, replaces)
         with transaction(connection):
             row = connection.execute(
                 "SELECT total_pages FROM documents WHERE doc_id = ?", (doc_id,)
@@ -345,7 +314,7 @@ class EmbeddedStore(StoreBase):
             rows.delete_documents(connection, replaces)
         self._generation += 1
 
-    @_locked
+    @serialised
     def delete_documents(self, doc_ids: Sequence[str]) -> int:
         """Delete documents (all or none); return the number of pages removed.
 
@@ -357,7 +326,7 @@ class EmbeddedStore(StoreBase):
         self._generation += 1
         return removed
 
-    @_locked
+    @serialised
     def compact(
         self, min_dead_fraction: float = 0.25, merge_below_bytes: int = 16 * 1024 * 1024
     ) -> CompactionReport:
@@ -396,7 +365,7 @@ class EmbeddedStore(StoreBase):
                     raise
         return read()
 
-    @_locked
+    @serialised
     def _current_catalog(self) -> tuple[Catalog, FirstStage | None]:
         version = self._data_version()
         if self._catalog is None or self._catalog[0] != version:
@@ -443,21 +412,21 @@ class EmbeddedStore(StoreBase):
 
         return self._retrying(read)
 
-    @_locked
+    @serialised
     def get_document(self, doc_id: str) -> DocumentInfo | None:
         found = rows.documents(self._connection, "WHERE d.doc_id = ?", (doc_id,))
         return found[0] if found else None
 
-    @_locked
+    @serialised
     def find_by_path(self, path: str) -> list[DocumentInfo]:
         return rows.documents(self._connection, "WHERE d.path = ?", (path,))
 
-    @_locked
+    @serialised
     def documents(self) -> list[DocumentInfo]:
         """Every document, incomplete ones included, sorted by path then id."""
         return rows.documents(self._connection)
 
-    @_locked
+    @serialised
     def get_page(self, doc_id: str, page: int) -> PageInfo | None:
         return rows.get_page(self._connection, doc_id, page)
 
@@ -479,7 +448,7 @@ class EmbeddedStore(StoreBase):
 
         return self._retrying(read)
 
-    @_locked
+    @serialised
     def stats(self) -> IndexStats:
         """Counts over all stored documents; ``documents`` includes the incomplete ones,
         ``pages`` and ``vectors`` their pages too (not dead rows)."""
@@ -493,7 +462,7 @@ class EmbeddedStore(StoreBase):
             vectors=vectors,
             dim=None if model is None else model.dim,
             model=model,
-            bytes_on_disk=_folder_bytes(self.root),
+            bytes_on_disk=folder_bytes(self.root),
         )
 
     def verify(self) -> int:
@@ -513,14 +482,3 @@ class EmbeddedStore(StoreBase):
         for record in segments:
             check_checksum(self._segments, record)
         return len(segments)
-
-
-def _folder_bytes(root: Path) -> int:
-    total = 0
-    for folder, _, files in os.walk(root):
-        for name in files:
-            try:
-                total += os.stat(os.path.join(folder, name)).st_size
-            except FileNotFoundError:  # a WAL checkpoint or compaction raced us
-                continue
-    return total

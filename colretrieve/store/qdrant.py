@@ -19,11 +19,8 @@ a thousand pages; opening a big one warns.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import time
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self
@@ -31,8 +28,6 @@ from typing import Any, Self
 import numpy as np
 
 from colretrieve.contracts import (
-    DocumentInfo,
-    DocumentRecord,
     IndexStats,
     ModelInfo,
     PageInfo,
@@ -41,24 +36,20 @@ from colretrieve.contracts import (
     SearchHit,
 )
 from colretrieve.errors import (
-    ColretrieveError,
     DocumentNotFoundError,
-    IndexLockedError,
-    IndexNotFoundError,
     InvalidInputError,
     ModelMismatchError,
-    StoreUnavailableError,
 )
 from colretrieve.settings import Settings
 from colretrieve.store import qdrant_schema as layout
 from colretrieve.store.base import StoreBase, check_pages
+from colretrieve.store.folder import folder_bytes
+from colretrieve.store.qdrant_catalog import HIT_PAYLOAD, QdrantCatalog, connect, fetch_limit
 
 LOCAL_MODE_WARN_PAGES = 1_000
 """Local mode is measured at ~9.5 s per query over 1K pages; warn from here on."""
 UPSERT_FLOATS = 400_000
 """Floats per upsert request (~6 MB of JSON), under Qdrant's 32 MB request limit."""
-SCROLL_PAGE = 1_000
-INSTALL_HINT = 'the Qdrant store needs qdrant-client: pip install "colretrieve[qdrant]"'
 
 
 @dataclass(frozen=True)
@@ -71,15 +62,7 @@ class QdrantOptions:
     full_on_disk: bool = True
 
 
-def _models() -> Any:
-    try:
-        from qdrant_client import models
-    except ImportError:
-        raise ColretrieveError(INSTALL_HINT) from None
-    return models
-
-
-class QdrantStore(StoreBase):
+class QdrantStore(StoreBase, QdrantCatalog):
     """The MultiVectorStore contract on a Qdrant collection pair (pages, documents)."""
 
     def __init__(
@@ -92,16 +75,18 @@ class QdrantStore(StoreBase):
         options: QdrantOptions,
     ) -> None:
         # Use QdrantStore.open(); this only wires the parts together.
-        self._client = client
-        self.collection = collection
-        self.documents_collection = collection + layout.DOCS_SUFFIX
-        self.location = location
-        self._local_path = local_path
-        self._read_only = read_only
+        super().__init__(
+            client,
+            collection,
+            location,
+            local_path,
+            read_only,
+            options.shards,
+            options.replication_factor,
+        )
         self.options = options
         self._model: ModelInfo | None = None
         self._pool_size = options.pool_size
-        self._models = _models()
 
     # -- opening -----------------------------------------------------------------------
 
@@ -125,47 +110,19 @@ class QdrantStore(StoreBase):
         Without ``create`` the index must exist (IndexNotFoundError). Local mode allows one
         open client per folder: a second open raises IndexLockedError.
         """
-        if create and read_only:
-            raise InvalidInputError("a read-only open cannot create an index")
-        if (url is None) == (path is None):
-            raise InvalidInputError("give exactly one of a Qdrant url or a local-mode path")
-        try:
-            from qdrant_client import QdrantClient
-        except ImportError:
-            raise ColretrieveError(INSTALL_HINT) from None
-        local_path = None
-        if url is not None:
-            location = f"{url.rstrip('/')}/{collection}"
-            extra = {} if verify_tls else {"verify": False}
-            with _translated(location):
-                client = QdrantClient(
-                    url=url,
-                    api_key=api_key,
-                    prefer_grpc=prefer_grpc,
-                    timeout=timeout,
-                    check_compatibility=False,
-                    **extra,
-                )
-        elif str(path) == ":memory:":
-            location = f"qdrant local :memory:/{collection}"
-            client = QdrantClient(location=":memory:")
-        else:
-            local_path = Path(path)
-            location = f"qdrant local {local_path}/{collection}"
-            if not create and not local_path.exists():
-                raise IndexNotFoundError(location, _CREATE_HINT)
-            try:
-                client = QdrantClient(path=str(local_path))
-            except RuntimeError as error:
-                if "already accessed" in str(error):
-                    raise IndexLockedError(local_path) from None
-                raise StoreUnavailableError(location, str(error)) from None
+        client, location, local_path = connect(
+            url=url,
+            path=path,
+            collection=collection,
+            api_key=api_key,
+            verify_tls=verify_tls,
+            prefer_grpc=prefer_grpc,
+            timeout=timeout,
+            create=create,
+            read_only=read_only,
+        )
         store = cls(client, collection, location, local_path, read_only, options or QdrantOptions())
-        try:
-            store._check_or_create(create)
-        except BaseException:
-            client.close()
-            raise
+        store._open_or_create(create)
         return store
 
     @classmethod
@@ -191,68 +148,21 @@ class QdrantStore(StoreBase):
             options=options,
         )
 
-    @property
-    def is_local(self) -> bool:
-        return "qdrant local" in self.location
-
-    def _check_or_create(self, create: bool) -> None:
-        with self._calls():
-            exists = self._client.collection_exists(self.documents_collection)
-            if not exists and not create:
-                raise IndexNotFoundError(self.location, _CREATE_HINT)
-            if not exists:
-                self._client.create_collection(
-                    self.documents_collection,
-                    vectors_config={},
-                    shard_number=self.options.shards,
-                    replication_factor=self.options.replication_factor,
-                )
-                self._index_payload(self.documents_collection, ("doc_id", "path", "dirs"))
-            pages = self._client.count(self.collection).count if self._has_pages() else 0
+    def _check_pages(self) -> None:
+        pages = self._client.count(self.collection).count if self._has_pages() else 0
         if self.is_local and pages > LOCAL_MODE_WARN_PAGES:
             warnings.warn(
                 f"{self.location} holds {pages} pages in qdrant-client's local mode, which is "
                 "pure Python (seconds per query at this size, slow to reopen); serve it from "
                 "a Qdrant server instead (`colretrieve migrate`, docs/qdrant.md)",
                 UserWarning,
-                stacklevel=3,
+                stacklevel=4,
             )
-
-    def _index_payload(self, collection: str, keywords: Sequence[str]) -> None:
-        if self.is_local:
-            return  # local mode ignores payload indexes (and warns about them)
-        m = self._models
-        for name in keywords:
-            self._client.create_payload_index(collection, name, m.PayloadSchemaType.KEYWORD)
-        self._client.create_payload_index(collection, "complete", m.PayloadSchemaType.BOOL)
-
-    def _has_pages(self) -> bool:
-        return bool(self._client.collection_exists(self.collection))
-
-    @contextlib.contextmanager
-    def _calls(self) -> Iterator[None]:
-        with _translated(self.location):
-            yield
-
-    def _writer(self) -> None:
-        if self._read_only:
-            raise InvalidInputError("this store was opened read-only")
-
-    @property
-    def read_only(self) -> bool:
-        return self._read_only
 
     def drop(self) -> None:
         """Delete both collections of this index: every page, document and the model."""
-        self._writer()
-        with self._calls():
-            self._client.delete_collection(self.collection)
-            self._client.delete_collection(self.documents_collection)
+        super().drop()
         self._model = None
-
-    def close(self) -> None:
-        with contextlib.suppress(Exception):
-            self._client.close()
 
     # -- model -------------------------------------------------------------------------
 
@@ -297,64 +207,7 @@ class QdrantStore(StoreBase):
         elif not stored.same_embedding_space(model):
             raise ModelMismatchError(stored.label, model.label)
 
-    # -- documents collection ------------------------------------------------------------
-
-    def _record(self, doc_id: str) -> dict[str, Any] | None:
-        with self._calls():
-            found = self._client.retrieve(
-                self.documents_collection, [layout.doc_point_id(doc_id)], with_payload=True
-            )
-        return found[0].payload if found else None
-
-    def _scroll_documents(self, conditions: list[Any] | None = None) -> list[dict[str, Any]]:
-        m = self._models
-        query_filter = m.Filter(must=conditions) if conditions else None
-        payloads: list[dict[str, Any]] = []
-        offset = None
-        with self._calls():
-            while True:
-                points, offset = self._client.scroll(
-                    self.documents_collection,
-                    scroll_filter=query_filter,
-                    limit=SCROLL_PAGE,
-                    offset=offset,
-                    with_payload=True,
-                    with_vectors=False,
-                )
-                payloads.extend(point.payload for point in points)
-                if offset is None:
-                    return payloads
-
-    def _set_record(self, doc_id: str, **fields: Any) -> None:
-        with self._calls():
-            self._client.set_payload(
-                self.documents_collection, fields, points=[layout.doc_point_id(doc_id)], wait=True
-            )
-
-    def _doc_filter(self, doc_ids: Sequence[str]) -> Any:
-        m = self._models
-        return m.FilterSelector(filter=m.Filter(must=[layout.match_any(m, "doc_id", doc_ids)]))
-
     # -- writes ------------------------------------------------------------------------
-
-    def begin_document(self, doc: DocumentRecord) -> int:
-        """Register ``doc`` as incomplete; if it exists, change nothing and return its
-        stored page count, so ingest resumes at the next page."""
-        self._writer()
-        if not isinstance(doc, DocumentRecord) or not doc.doc_id or doc.total_pages < 0:
-            raise InvalidInputError(f"begin_document needs a valid DocumentRecord; got {doc!r}")
-        record = self._record(doc.doc_id)
-        if record is not None:
-            return int(record["stored_pages"])
-        m = self._models
-        point = m.PointStruct(
-            id=layout.doc_point_id(doc.doc_id),
-            vector={},
-            payload=layout.document_payload(doc, time.time()),
-        )
-        with self._calls():
-            self._client.upsert(self.documents_collection, [point], wait=True)
-        return 0
 
     def add_pages(self, doc_id: str, pages: Sequence[PageInput]) -> None:
         """Store the next pages of a begun document; its page count moves only once every
@@ -408,80 +261,7 @@ class QdrantStore(StoreBase):
         with self._calls():
             self._client.upsert(self.collection, points, wait=True)
 
-    def finish_document(self, doc_id: str, replaces: Sequence[str] = ()) -> None:
-        """Mark ``doc_id``'s pages searchable and the document complete, then delete
-        ``replaces`` (three steps, not one transaction: see the module docstring)."""
-        self._writer()
-        replaces = list(dict.fromkeys(replaces))
-        if doc_id in replaces:
-            raise InvalidInputError(f"document {doc_id} cannot replace itself")
-        record = self._record(doc_id)
-        if record is None:
-            raise DocumentNotFoundError(doc_id)
-        stored, total = int(record["stored_pages"]), int(record["total_pages"])
-        if stored != total:
-            raise InvalidInputError(
-                f"document {doc_id} has {stored} of its {total} pages stored; "
-                "add the rest before finishing it"
-            )
-        for old in replaces:
-            if self._record(old) is None:
-                raise DocumentNotFoundError(old)
-        if total and self._has_pages():
-            with self._calls():
-                self._client.set_payload(
-                    self.collection,
-                    {"complete": True},
-                    points=self._doc_filter([doc_id]),
-                    wait=True,
-                )
-        self._set_record(doc_id, complete=True)
-        if replaces:
-            self._delete(replaces)
-
-    def delete_documents(self, doc_ids: Sequence[str]) -> int:
-        """Delete documents (every id must exist, else nothing is deleted); return the number
-        of pages removed."""
-        self._writer()
-        doc_ids = list(dict.fromkeys(doc_ids))
-        records = [self._record(doc_id) for doc_id in doc_ids]
-        for doc_id, record in zip(doc_ids, records, strict=True):
-            if record is None:
-                raise DocumentNotFoundError(doc_id)
-        if doc_ids:
-            self._delete(doc_ids)
-        return sum(int(record["stored_pages"]) for record in records if record)
-
-    def _delete(self, doc_ids: list[str]) -> None:
-        # Pages first: a crash in between leaves a record a re-run deletes, never pages
-        # without a record.
-        with self._calls():
-            if self._has_pages():
-                self._client.delete(self.collection, self._doc_filter(doc_ids), wait=True)
-            self._client.delete(
-                self.documents_collection,
-                [layout.doc_point_id(doc_id) for doc_id in doc_ids],
-                wait=True,
-            )
-
-    def compact(self) -> None:
-        """Nothing to do: Qdrant's optimizers vacuum deleted points and merge segments."""
-        self._writer()
-
     # -- reads -------------------------------------------------------------------------
-
-    def get_document(self, doc_id: str) -> DocumentInfo | None:
-        record = self._record(doc_id)
-        return None if record is None else layout.document_info(record)
-
-    def find_by_path(self, path: str) -> list[DocumentInfo]:
-        found = self._scroll_documents([layout.match(self._models, "path", path)])
-        return sorted((layout.document_info(p) for p in found), key=lambda d: d.doc_id)
-
-    def documents(self) -> list[DocumentInfo]:
-        """Every document, incomplete ones included, sorted by path then id."""
-        found = [layout.document_info(p) for p in self._scroll_documents()]
-        return sorted(found, key=lambda d: (d.path, d.doc_id))
 
     def _stored_page(self, doc_id: str, page: int, vectors: bool) -> Any | None:
         """The point of a stored page (None past the document's stored pages)."""
@@ -528,7 +308,7 @@ class QdrantStore(StoreBase):
             vectors=sum(int(r["stored_vectors"]) for r in records),
             dim=None if model is None else model.dim,
             model=model,
-            bytes_on_disk=_folder_bytes(self._local_path) if self._local_path else 0,
+            bytes_on_disk=folder_bytes(self._local_path) if self._local_path else 0,
         )
 
     # -- search ------------------------------------------------------------------------
@@ -537,19 +317,10 @@ class QdrantStore(StoreBase):
         self, queries: list[np.ndarray], k: int, filter: SearchFilter | None
     ) -> list[list[SearchHit]]:
         m = self._models
-        nothing: list[list[SearchHit]] = [[] for _ in queries]
-        if filter is not None and filter.doc_ids is not None and not filter.doc_ids:
-            return nothing
-        prefix_ids = None
-        if layout.needs_prefix_resolution(filter):
-            assert filter is not None and filter.path_prefix is not None
-            prefix_ids = self._resolve_prefix(filter.path_prefix)
-            if not prefix_ids:
-                return nothing
-        query_filter = m.Filter(must=layout.page_conditions(m, filter, prefix_ids))
-        # Over-fetch so that pages tied at the k-th score are all seen, then order ties by
-        # (doc_id, page) like every other store.
-        fetch = k + max(16, k // 4)
+        query_filter = self._page_filter(filter)
+        if query_filter is None:
+            return [[] for _ in queries]
+        fetch = fetch_limit(k)
         prefetch_limit = max(self.options.prefetch_limit, fetch)
         requests = []
         for query in queries:
@@ -564,75 +335,9 @@ class QdrantStore(StoreBase):
                     prefetch=prefetch,
                     filter=query_filter,
                     limit=fetch,
-                    with_payload=["doc_id", "page", "path", "title"],
+                    with_payload=HIT_PAYLOAD,
                 )
             )
         with self._calls():
             responses = self._client.query_batch_points(self.collection, requests)
-        results = []
-        for response in responses:
-            hits = [
-                SearchHit(
-                    doc_id=p.payload["doc_id"],
-                    path=p.payload["path"],
-                    page=int(p.payload["page"]),
-                    score=float(np.float32(p.score)),
-                    title=p.payload["title"],
-                )
-                for p in response.points
-            ]
-            hits.sort(key=lambda h: (-h.score, h.doc_id, h.page))
-            results.append(hits[:k])
-        return results
-
-    def _resolve_prefix(self, prefix: str) -> frozenset[str]:
-        """Complete documents whose path starts with ``prefix`` (narrowed on ``dirs``)."""
-        m = self._models
-        folder = prefix[: prefix.rfind("/") + 1]
-        conditions = [layout.match(m, "complete", True)]
-        if folder:
-            conditions.append(layout.match(m, "dirs", folder))
-        found = self._scroll_documents(conditions)
-        return frozenset(p["doc_id"] for p in found if p["path"].startswith(prefix))
-
-
-_CREATE_HINT = (
-    "create it with `colretrieve index PATH --store qdrant ...` or copy one there with "
-    "`colretrieve migrate`"
-)
-
-
-@contextlib.contextmanager
-def _translated(location: str) -> Iterator[None]:
-    """Turn qdrant-client's and its transports' exceptions into colretrieve's own."""
-    from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
-
-    try:
-        yield
-    except ColretrieveError:
-        raise
-    except UnexpectedResponse as error:
-        if error.status_code == 404:
-            raise IndexNotFoundError(location, _CREATE_HINT) from None
-        detail = error.content.decode(errors="replace")[:300]
-        raise StoreUnavailableError(location, f"HTTP {error.status_code}: {detail}") from None
-    except ValueError as error:  # local mode's way of saying "no such collection"
-        if "not found" in str(error):
-            raise IndexNotFoundError(location, _CREATE_HINT) from None
-        raise StoreUnavailableError(location, str(error)) from None
-    except (ResponseHandlingException, OSError) as error:
-        raise StoreUnavailableError(location, repr(error)) from None
-    except Exception as error:
-        # grpc.RpcError, httpx transport errors: anything else the client lets through.
-        if type(error).__module__.split(".")[0] in {"grpc", "httpx", "httpcore", "qdrant_client"}:
-            raise StoreUnavailableError(location, repr(error)) from None
-        raise
-
-
-def _folder_bytes(root: Path) -> int:
-    total = 0
-    for folder, _, files in os.walk(root):
-        for name in files:
-            with contextlib.suppress(FileNotFoundError):
-                total += os.stat(os.path.join(folder, name)).st_size
-    return total
+        return [self._hits(response.points, k) for response in responses]

@@ -101,7 +101,9 @@ def pages_vectors_config(
     }
 
 
-def page_payload(record: DocumentInfo, page: int, n_vectors: int, text: str, w: int, h: int):
+def page_fields(record: DocumentInfo, page: int) -> dict[str, Any]:
+    """The payload every page point carries, in any colretrieve collection: what hits show
+    and what filters (and ``finish_document``) select on."""
     return {
         "doc_id": record.doc_id,
         "page": page,
@@ -110,6 +112,12 @@ def page_payload(record: DocumentInfo, page: int, n_vectors: int, text: str, w: 
         "title": record.title,
         "tags": list(record.tags),
         "complete": False,
+    }
+
+
+def page_payload(record: DocumentInfo, page: int, n_vectors: int, text: str, w: int, h: int):
+    return {
+        **page_fields(record, page),
         "n_vectors": n_vectors,
         "text": text,
         "width": w,

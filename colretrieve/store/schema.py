@@ -20,7 +20,7 @@ from colretrieve.errors import IndexCorruptError
 FORMAT_VERSION = 1
 DATABASE_NAME = "index.sqlite"
 
-SCHEMA = """
+CATALOG_SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS documents (
     doc_id TEXT PRIMARY KEY,
@@ -33,6 +33,12 @@ CREATE TABLE IF NOT EXISTS documents (
     added_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS documents_path ON documents (path);
+"""
+"""Meta and documents: the tables every SQLite-backed store shares (vector and bm25)."""
+
+SCHEMA = (
+    CATALOG_SCHEMA
+    + """
 CREATE TABLE IF NOT EXISTS segments (
     id INTEGER PRIMARY KEY,
     file TEXT NOT NULL UNIQUE,
@@ -62,6 +68,7 @@ CREATE TABLE IF NOT EXISTS sketches (
     crc32 INTEGER NOT NULL
 );
 """
+)
 
 
 def connect(database: Path, read_only: bool) -> sqlite3.Connection:
@@ -77,15 +84,18 @@ def connect(database: Path, read_only: bool) -> sqlite3.Connection:
     return connection
 
 
-def initialise(connection: sqlite3.Connection) -> None:
-    """Create the tables if missing (idempotent, one transaction) and check the format."""
+def initialise(
+    connection: sqlite3.Connection, script: str = SCHEMA, version: int = FORMAT_VERSION
+) -> None:
+    """Create the tables of ``script`` if missing (idempotent, one transaction) and record
+    ``version`` as the format of a new database. ``script`` must create the meta table."""
     with transaction(connection):
-        for statement in SCHEMA.split(";"):
+        for statement in script.split(";"):
             if statement.strip():
                 connection.execute(statement)
         connection.execute(
             "INSERT OR IGNORE INTO meta (key, value) VALUES ('format_version', ?)",
-            (str(FORMAT_VERSION),),
+            (str(version),),
         )
 
 
@@ -96,11 +106,13 @@ def has_schema(connection: sqlite3.Connection) -> bool:
     return bool(row[0])
 
 
-def check_format(connection: sqlite3.Connection, root: Path) -> None:
+def check_format(
+    connection: sqlite3.Connection, root: Path, expected: int = FORMAT_VERSION
+) -> None:
     version = get_meta(connection, "format_version")
-    if version != str(FORMAT_VERSION):
+    if version != str(expected):
         raise IndexCorruptError(
-            root, f"index format version {version!r}; this colretrieve reads {FORMAT_VERSION}"
+            root, f"index format version {version!r}; this colretrieve reads {expected}"
         )
 
 
