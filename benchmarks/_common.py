@@ -32,6 +32,18 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def page_texts() -> dict[str, list[str]]:
+    """Each corpus PDF's page texts, as ingest stores them (pypdfium2's text layer)."""
+    import pypdfium2 as pdfium
+
+    texts = {}
+    for pdf in sorted((CORPUS / "pdfs").glob("*.pdf")):
+        document = pdfium.PdfDocument(str(pdf))
+        texts[pdf.name] = [page.get_textpage().get_text_range() for page in document]
+        document.close()
+    return texts
+
+
 def write_json(path: Path | None, payload: dict[str, Any]) -> None:
     text = json.dumps(payload, indent=2)
     print(text)

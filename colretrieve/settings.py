@@ -104,14 +104,14 @@ class Settings(BaseSettings):
         "default ships with colretrieve, no download).",
     )
     fusion: Literal["rrf", "weighted"] = Field(
-        default="rrf",
-        description="How channel rankings merge: rrf (reciprocal rank) or weighted "
-        "(weighted normalised scores).",
+        default="weighted",
+        description="How channel rankings merge: weighted (per-query min-max normalised "
+        "scores, weighted; measured best, docs/channels.md) or rrf (reciprocal rank).",
     )
-    fusion_weights: dict[str, float] = Field(
-        default_factory=dict,
+    fusion_weights: dict[str, float] | None = Field(
+        default=None,
         description='Per-channel fusion weights, e.g. {"text": 1.0, "bm25": 0.5}; a missing '
-        "channel weighs 1.",
+        "channel weighs 1. Unset: text 1, bm25 0.5 (visual 1) for weighted, all 1 for rrf.",
     )
     fusion_depth: int = Field(
         default=100, ge=1, le=1_000, description="Candidates each channel brings to fusion."
@@ -299,8 +299,8 @@ class Settings(BaseSettings):
 
     @field_validator("fusion_weights")
     @classmethod
-    def _fusion_weights(cls, value: dict[str, float]) -> dict[str, float]:
-        for name, weight in value.items():
+    def _fusion_weights(cls, value: dict[str, float] | None) -> dict[str, float] | None:
+        for name, weight in (value or {}).items():
             if name not in CHANNEL_NAMES or not 0 <= weight <= 100:
                 raise ValueError(
                     f"fusion weights map channels ({','.join(CHANNEL_NAMES)}) to numbers "
@@ -311,7 +311,13 @@ class Settings(BaseSettings):
     def fusion_options(self) -> FusionOptions:
         from colretrieve.channels.search import FusionOptions
 
-        return FusionOptions(self.fusion, dict(self.fusion_weights), self.fusion_depth)
+        from colretrieve.fusion import DEFAULT_FUSION
+
+        if self.fusion_weights is not None:
+            weights = dict(self.fusion_weights)
+        else:
+            weights = dict(DEFAULT_FUSION.weights) if self.fusion == DEFAULT_FUSION.method else {}
+        return FusionOptions(self.fusion, weights, self.fusion_depth)
 
     def search_options(self) -> SearchOptions:
         """The embedded store's search options these settings describe."""

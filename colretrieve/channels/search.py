@@ -14,7 +14,7 @@ from typing import Protocol
 
 from colretrieve.channels import BM25
 from colretrieve.contracts import LexicalStore, MultiVectorStore, SearchFilter, SearchHit
-from colretrieve.fusion import fuse
+from colretrieve.fusion import DEFAULT_FUSION, Fusion, fuse
 from colretrieve.timing import stage
 
 
@@ -63,14 +63,17 @@ class LexicalSearcher:
 
 @dataclass(frozen=True)
 class FusionOptions:
-    """How several channels' rankings become one."""
+    """How several channels' rankings become one (see ``colretrieve.fusion``)."""
 
-    method: str = "rrf"
-    """``rrf`` (reciprocal rank) or ``weighted`` (weighted normalised scores)."""
-    weights: Mapping[str, float] = field(default_factory=dict)
+    method: str = DEFAULT_FUSION.method
+    """``weighted`` (weighted per-query normalised scores, the default) or ``rrf``."""
+    weights: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_FUSION.weights))
     """Per-channel weights; a missing channel weighs 1."""
     depth: int = 100
     """Candidates each channel contributes before fusion."""
+
+    def fusion(self) -> Fusion:
+        return Fusion(method=self.method, weights=dict(self.weights))  # type: ignore[arg-type]
 
 
 def search_fused(
@@ -85,13 +88,9 @@ def search_fused(
         return [[] for _ in queries]
     depth = max(k, fusion.depth)
     ranked = {s.name: s.search_batch(queries, depth, filter) for s in searchers}
+    method = fusion.fusion()
     with stage("fuse"):
         return [
-            fuse(
-                {name: results[i] for name, results in ranked.items()},
-                k,
-                method=fusion.method,
-                weights=fusion.weights,
-            )
+            fuse({name: results[i] for name, results in ranked.items()}, k, method)
             for i in range(len(queries))
         ]

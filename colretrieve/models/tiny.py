@@ -25,6 +25,7 @@ generated English text, carrying every Qwen2-VL special token, wrapped as ``Qwen
 from __future__ import annotations
 
 import random
+import string
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -264,3 +265,104 @@ def make_tiny_models(out_dir: Path, seed: int = 0) -> TinyModelPaths:
     ).save_pretrained(paths.qwen2_vl)
     generator.save_pretrained(paths.qwen2_vl)
     return paths
+
+
+# The tiny text encoder (BERT layout) for the text channel: WordPiece specials, plus the
+# ColBERT query/document markers pylate uses, so a projection-head variant can be built too.
+TEXT_SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "[Q]", "[D]")
+
+
+def build_wordpiece_tokenizer() -> Any:
+    """A small uncased WordPiece tokenizer (BERT normaliser and pre-tokenizer)."""
+    ensure_torchvision()
+    from tokenizers import (
+        Tokenizer,
+        decoders,
+        models,
+        normalizers,
+        pre_tokenizers,
+        processors,
+    )
+    from transformers import PreTrainedTokenizerFast
+
+    # Built, not trained: the WordPiece trainer breaks ties in hash order, which would make
+    # the files (and the folder fingerprint) differ between builds. Whole words of the
+    # generated corpus, then single characters alone and as "##" continuations.
+    chars = sorted(set(string.ascii_lowercase + string.digits + string.punctuation))
+    pieces = [*sorted(set(_WORDS)), *chars, *(f"##{c}" for c in chars)]
+    tokens = dict.fromkeys([*TEXT_SPECIAL_TOKENS, *pieces])
+    vocab = {token: i for i, token in enumerate(tokens)}
+    wordpiece = Tokenizer(models.WordPiece(vocab=vocab, unk_token="[UNK]"))
+    wordpiece.normalizer = normalizers.BertNormalizer(lowercase=True)
+    wordpiece.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    cls_id, sep_id = wordpiece.token_to_id("[CLS]"), wordpiece.token_to_id("[SEP]")
+    wordpiece.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]",
+        pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)],
+    )
+    wordpiece.decoder = decoders.WordPiece()
+    return PreTrainedTokenizerFast(
+        tokenizer_object=wordpiece,
+        unk_token="[UNK]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        mask_token="[MASK]",
+        model_max_length=512,
+    )
+
+
+def make_tiny_text_encoder(folder: Path, seed: int = 0, projection_dim: int | None = None) -> Path:
+    """Save a tiny random BertModel with its WordPiece tokenizer into ``folder``.
+
+    With ``projection_dim`` the folder also gets a pylate-style ColBERT head: ``modules.json``,
+    a ``1_Dense`` linear projection to that size, and query/document markers with a 16-token
+    [MASK]-expanded query length in ``config_sentence_transformers.json``.
+    """
+    import json
+
+    ensure_torchvision()
+    import torch
+    from safetensors.torch import save_file
+    from transformers import BertConfig, BertModel
+
+    folder = Path(folder)
+    tokenizer = build_wordpiece_tokenizer()
+    hidden = 32
+    config = BertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=hidden,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=512,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    torch.manual_seed(seed)
+    BertModel(config).eval().save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    if projection_dim is not None:
+        generator = torch.Generator().manual_seed(seed + 1)
+        weight = torch.randn(projection_dim, hidden, generator=generator) / hidden**0.5
+        dense = folder / "1_Dense"
+        dense.mkdir(exist_ok=True)
+        save_file({"linear.weight": weight.contiguous()}, str(dense / "model.safetensors"))
+        dense_config = {
+            "in_features": hidden,
+            "out_features": projection_dim,
+            "bias": False,
+            "activation_function": "torch.nn.modules.linear.Identity",
+        }
+        modules = [
+            {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+            {"idx": 1, "name": "1", "path": "1_Dense", "type": "pylate.models.Dense.Dense"},
+        ]
+        style = {"query_prefix": "[Q] ", "document_prefix": "[D] ", "query_length": 16}
+        for path, data in [
+            (dense / "config.json", dense_config),
+            (folder / "modules.json", modules),
+            (folder / "config_sentence_transformers.json", style),
+        ]:
+            path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    return folder

@@ -99,6 +99,16 @@ def windows(n_tokens: int, window: int, overlap: int) -> list[tuple[int, int, in
     return out
 
 
+# pypdfium2 marks a word hyphenated across a line break with U+FFFE ("com\ufffeplement");
+# dropping it (and soft hyphens) gives the word back whole.
+_JOINERS = str.maketrans({"\ufffe": None, "\u00ad": None})
+
+
+def clean_text(text: str) -> str:
+    """Page text with PDF hyphenation marks removed, so split words read whole."""
+    return text.translate(_JOINERS)
+
+
 def _is_punctuation(piece: str) -> bool:
     return bool(piece) and all(unicodedata.category(c).startswith("P") for c in piece)
 
@@ -224,6 +234,7 @@ class TokenTextEncoder:
     def _pieces(self, text: str, limit: int) -> tuple[list[int], list[str], list[str]]:
         """Word-piece ids, their surface text and the whole word each belongs to (casefolded),
         at most ``limit`` of them."""
+        text = clean_text(text)
         encoding = self.tokenizer(
             text, add_special_tokens=False, return_offsets_mapping=True, verbose=False
         )
