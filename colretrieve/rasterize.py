@@ -17,6 +17,7 @@ from PIL import Image
 
 from colretrieve.errors import OcrFailedError, UnreadableDocumentError
 from colretrieve.ocr import OCR_MAX_PIXELS, OcrOptions, TextSource, page_text
+from colretrieve.text.analyzer import clean_text
 
 SourceKind = Literal["pdf", "image"]
 
@@ -281,5 +282,6 @@ def _image_dpi(image: Image.Image) -> float | None:
 
 
 def _clean_text(text: str) -> str:
-    # pdfium ends lines with \r\n and may emit NULs for unmapped glyphs.
-    return text.replace("\r\n", "\n").replace("\x00", "").strip()
+    # pdfium ends lines with \r\n, may emit NULs for unmapped glyphs and marks hyphenated
+    # line breaks inside words.
+    return clean_text(text.replace("\r\n", "\n").replace("\x00", "")).strip()

@@ -104,14 +104,15 @@ class Settings(BaseSettings):
         "default ships with colretrieve, no download).",
     )
     fusion: Literal["rrf", "weighted"] = Field(
-        default="weighted",
-        description="How channel rankings merge: weighted (per-query min-max normalised "
-        "scores, weighted; measured best, docs/channels.md) or rrf (reciprocal rank).",
+        default="rrf",
+        description="How channel rankings merge: rrf (weighted reciprocal rank; measured "
+        "best on held-out questions, docs/channels.md) or weighted (weighted per-query "
+        "min-max normalised scores).",
     )
     fusion_weights: dict[str, float] | None = Field(
         default=None,
-        description='Per-channel fusion weights, e.g. {"text": 1.0, "bm25": 0.5}; a missing '
-        "channel weighs 1. Unset: text 1, bm25 0.5 (visual 1) for weighted, all 1 for rrf.",
+        description='Per-channel fusion weights, e.g. {"text": 1.0, "bm25": 0.25}; a missing '
+        "channel weighs 1. Unset: text 1, bm25 0.25, visual 1.",
     )
     fusion_depth: int = Field(
         default=100, ge=1, le=1_000, description="Candidates each channel brings to fusion."
@@ -310,14 +311,10 @@ class Settings(BaseSettings):
 
     def fusion_options(self) -> FusionOptions:
         from colretrieve.channels.search import FusionOptions
-
         from colretrieve.fusion import DEFAULT_FUSION
 
-        if self.fusion_weights is not None:
-            weights = dict(self.fusion_weights)
-        else:
-            weights = dict(DEFAULT_FUSION.weights) if self.fusion == DEFAULT_FUSION.method else {}
-        return FusionOptions(self.fusion, weights, self.fusion_depth)
+        weights = self.fusion_weights if self.fusion_weights is not None else DEFAULT_FUSION.weights
+        return FusionOptions(self.fusion, dict(weights), self.fusion_depth)
 
     def search_options(self) -> SearchOptions:
         """The embedded store's search options these settings describe."""

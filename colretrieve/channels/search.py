@@ -66,7 +66,7 @@ class FusionOptions:
     """How several channels' rankings become one (see ``colretrieve.fusion``)."""
 
     method: str = DEFAULT_FUSION.method
-    """``weighted`` (weighted per-query normalised scores, the default) or ``rrf``."""
+    """``rrf`` (weighted reciprocal rank, the default) or ``weighted`` (normalised scores)."""
     weights: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_FUSION.weights))
     """Per-channel weights; a missing channel weighs 1."""
     depth: int = 100

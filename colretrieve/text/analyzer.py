@@ -150,6 +150,15 @@ STOP_WORDS = frozenset(
 
 _stemmer = snowballstemmer.stemmer("english")
 
+# pypdfium2 marks a word hyphenated across a line break with U+FFFE ("com\ufffeplement");
+# dropping it (and soft hyphens) gives the word back whole.
+_JOINERS = str.maketrans({"\ufffe": None, "\u00ad": None})
+
+
+def clean_text(text: str) -> str:
+    """Page text with PDF hyphenation marks removed, so split words read whole."""
+    return text.translate(_JOINERS)
+
 
 @lru_cache(maxsize=65_536)
 def _stem(word: str) -> str:
@@ -158,7 +167,7 @@ def _stem(word: str) -> str:
 
 def terms(text: str) -> list[str]:
     """The index terms of ``text``, in order, repeats kept (BM25 counts them)."""
-    normalised = unicodedata.normalize("NFKC", text).casefold()
+    normalised = unicodedata.normalize("NFKC", clean_text(text)).casefold()
     return [
         _stem(word)
         for word in WORD.findall(normalised)

@@ -26,7 +26,7 @@ import numpy as np
 
 from colretrieve.contracts import ModelInfo
 from colretrieve.errors import InvalidInputError, ModelLoadError, TextModelLoadError
-from colretrieve.text.analyzer import STOP_WORDS
+from colretrieve.text.analyzer import STOP_WORDS, clean_text
 from colretrieve.text.heads import Head, load_head
 
 __all__ = ["DEFAULT_TEXT_MODEL", "TextRecipe", "TokenTextEncoder"]
@@ -97,16 +97,6 @@ def windows(n_tokens: int, window: int, overlap: int) -> list[tuple[int, int, in
         own_end = end if i == len(starts) - 1 else starts[i + 1] + half
         out.append((start, end, own_start, own_end))
     return out
-
-
-# pypdfium2 marks a word hyphenated across a line break with U+FFFE ("com\ufffeplement");
-# dropping it (and soft hyphens) gives the word back whole.
-_JOINERS = str.maketrans({"\ufffe": None, "\u00ad": None})
-
-
-def clean_text(text: str) -> str:
-    """Page text with PDF hyphenation marks removed, so split words read whole."""
-    return text.translate(_JOINERS)
 
 
 def _is_punctuation(piece: str) -> bool:
