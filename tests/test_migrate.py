@@ -199,6 +199,7 @@ def test_migrate_command(built: Path, tmp_path: Path) -> None:
         ],
     )
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout[result.stdout.index("{") :])["pages"] == 7
+    info = json.loads(result.stdout[result.stdout.index("{") :])
+    assert info["channels"]["visual"]["pages"] == 7
     result = CliRunner().invoke(app, ["migrate", "--from", str(built), "--to", "s3://x/y"])
     assert result.exit_code == 1 and "unknown index location" in result.output
