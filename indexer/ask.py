@@ -12,7 +12,13 @@ from colretrieve.settings import Settings
 def run_ask(question: str, settings: Settings, model: str | None, as_json: bool) -> None:
     generator = load_generator(settings)
     with Index.from_settings(settings, read_only=True, model=model) as index:
-        result = answer_question(index, generator, question, AnswerOptions.from_settings(settings))
+        result = answer_question(
+            index,
+            generator,
+            question,
+            AnswerOptions.from_settings(settings),
+            channels=settings.channels,
+        )
     if as_json:
         payload = {
             "answer": result.answer.text,

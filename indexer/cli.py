@@ -480,6 +480,7 @@ def serve(
         bool, typer.Option("--no-auth", help="NO API KEYS: local development only.")
     ] = False,
     device: DeviceOpt = None,
+    channels: ChannelsOpt = None,
 ) -> None:
     """Run the HTTP API (search, cited answers, OpenAI-compatible chat); see docs/server.md."""
     from server import serve as run_server
@@ -494,6 +495,7 @@ def serve(
             keys_file=keys,
             no_auth=no_auth or None,
             device=device,
+            channels=channels,
         )
         run_server(settings)
     except (ColretrieveError, ValueError) as error:
@@ -510,13 +512,15 @@ def ask(
     ] = None,
     model: ModelOpt = None,
     device: DeviceOpt = None,
+    channels: ChannelsOpt = None,
     json_output: JsonOpt = False,
 ) -> None:
-    """Answer QUESTION from the index's top pages and print the cited pages."""
+    """Answer QUESTION from the index's top pages (fused over its channels) and print the
+    cited pages."""
     from indexer.ask import run_ask
 
     try:
-        settings = settings_from(index=index, generator=generator, device=device)
+        settings = settings_from(index=index, generator=generator, device=device, channels=channels)
         run_ask(question, settings, model, json_output)
     except (ColretrieveError, ValueError) as error:
         fail(error)
