@@ -50,6 +50,21 @@ class TextModelLoadError(ModelLoadError):
         self.reason = reason
 
 
+class AnalyzerMismatchError(ColretrieveError):
+    """A bm25 index was built with another text analyzer than this colretrieve's."""
+
+    code = "model_mismatch"
+
+    def __init__(self, location: str, stored: str, current: str) -> None:
+        super().__init__(
+            f"the bm25 channel at {location} was built with text analyzer {stored!r}; this "
+            f"colretrieve uses {current!r}, whose terms would not match. Rebuild it: "
+            "`colretrieve drop-channel bm25` then `colretrieve index ... --channels bm25`."
+        )
+        self.stored = stored
+        self.current = current
+
+
 class ModelMismatchError(ColretrieveError):
     """The index was built with another model than the one being used."""
 

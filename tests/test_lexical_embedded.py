@@ -168,3 +168,16 @@ def test_sigkill_mid_write_keeps_exactly_the_returned_calls(tmp_path: Path) -> N
         acked_total += acked + 1
         assert stored_state(index) in expected_states(acked)
     assert acked_total > 20  # the writer got real work done between kills
+
+
+def test_an_index_of_another_analyzer_is_refused(built: Path) -> None:
+    """Terms from another analyzer would silently never match: refuse, say how to rebuild."""
+    import sqlite3
+
+    from colretrieve.errors import AnalyzerMismatchError
+
+    with sqlite3.connect(built / "bm25.sqlite") as connection:
+        connection.execute("UPDATE meta SET value = 'words-old/1' WHERE key = 'analyzer'")
+    for read_only in (True, False):
+        with pytest.raises(AnalyzerMismatchError, match="drop-channel bm25"):
+            EmbeddedLexicalStore.open(built, read_only=read_only)

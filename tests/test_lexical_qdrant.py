@@ -97,3 +97,16 @@ def test_unreachable_server_and_settings(tmp_path: Path) -> None:
     settings = Settings(qdrant_path=str(tmp_path / "q"), qdrant_collection="pages")
     with QdrantLexicalStore.from_settings(settings, create=True) as store:
         assert store.collection == "pages_bm25"
+
+
+def test_a_collection_of_another_analyzer_is_refused(tmp_path) -> None:
+    from colretrieve.errors import AnalyzerMismatchError
+    from colretrieve.store.qdrant_lexical import META_BM25
+
+    store = QdrantLexicalStore.open(path=tmp_path / "q", create=True)
+    metadata = store._client.get_collection(store.collection).config.metadata
+    metadata[META_BM25]["analyzer"] = "words-old/1"
+    store._client.update_collection(store.collection, metadata=metadata)
+    store.close()
+    with pytest.raises(AnalyzerMismatchError, match="drop-channel bm25"):
+        QdrantLexicalStore.open(path=tmp_path / "q")

@@ -40,6 +40,7 @@ from colretrieve.contracts import (
     SearchHit,
 )
 from colretrieve.errors import (
+    AnalyzerMismatchError,
     DocumentNotFoundError,
     IndexCorruptError,
     IndexNotFoundError,
@@ -50,6 +51,7 @@ from colretrieve.store.base import check_document, check_replaces
 from colretrieve.store.folder import acquire_lock, folder_bytes, serialised
 from colretrieve.store.lexical_base import LexicalStoreBase, page_terms
 from colretrieve.store.schema import snapshot, transaction
+from colretrieve.text.analyzer import ANALYZER
 
 DATABASE_NAME = "bm25.sqlite"
 LOCK_NAME = "bm25.lock"
@@ -146,9 +148,15 @@ class EmbeddedLexicalStore(LexicalStoreBase):
             connection = schema.connect(database, read_only)
             if not read_only:
                 schema.initialise(connection, SCHEMA, FORMAT_VERSION)
+                with transaction(connection):
+                    if schema.get_meta(connection, "analyzer") is None:
+                        schema.set_meta(connection, "analyzer", ANALYZER)
             elif not schema.has_schema(connection):
                 raise IndexNotFoundError(root)
             schema.check_format(connection, root, FORMAT_VERSION)
+            stored = schema.get_meta(connection, "analyzer") or ANALYZER
+            if stored != ANALYZER:
+                raise AnalyzerMismatchError(str(root), stored, ANALYZER)
         except BaseException:
             if connection is not None:
                 connection.close()

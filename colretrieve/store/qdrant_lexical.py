@@ -36,12 +36,18 @@ from pathlib import Path
 from typing import Any, Self
 
 from colretrieve.contracts import IndexStats, PageText, SearchFilter, SearchHit
-from colretrieve.errors import DocumentNotFoundError, IndexNotFoundError, InvalidInputError
+from colretrieve.errors import (
+    AnalyzerMismatchError,
+    DocumentNotFoundError,
+    IndexNotFoundError,
+    InvalidInputError,
+)
 from colretrieve.settings import Settings
 from colretrieve.store import qdrant_schema as layout
 from colretrieve.store.folder import folder_bytes
 from colretrieve.store.lexical_base import LexicalStoreBase, page_terms
 from colretrieve.store.qdrant_catalog import HIT_PAYLOAD, QdrantCatalog, connect, fetch_limit
+from colretrieve.text.analyzer import ANALYZER
 
 SPARSE = "bm25"
 K1 = 1.2
@@ -200,6 +206,7 @@ class QdrantLexicalStore(LexicalStoreBase, QdrantCatalog):
                     "b": B,
                     "avg_page_terms": self.avg_page_terms,
                     "term_id": "blake2b-31",
+                    "analyzer": ANALYZER,
                 },
             },
         )
@@ -212,6 +219,9 @@ class QdrantLexicalStore(LexicalStoreBase, QdrantCatalog):
         if META_BM25 not in metadata:
             raise InvalidInputError(f"{self.location} is not a colretrieve bm25 collection")
         self.avg_page_terms = float(metadata[META_BM25]["avg_page_terms"])
+        stored = metadata[META_BM25].get("analyzer", ANALYZER)
+        if stored != ANALYZER:
+            raise AnalyzerMismatchError(self.location, stored, ANALYZER)
 
     # -- writes ------------------------------------------------------------------------
 

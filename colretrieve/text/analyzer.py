@@ -14,6 +14,9 @@ from functools import lru_cache
 
 import snowballstemmer
 
+ANALYZER = "words-stop-snowball-en/2"
+"""Names this analyzer's behaviour; bm25 stores record it and refuse another, since terms
+from a different analyzer would silently miss. Change it whenever ``terms`` changes."""
 WORD = re.compile(r"\w+", re.UNICODE)
 MAX_TERM_CHARS = 64
 
