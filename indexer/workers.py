@@ -7,7 +7,9 @@ as raised exceptions, which would not all survive pickling.
 from __future__ import annotations
 
 import multiprocessing
+import os
 import threading
+import time
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -61,6 +63,22 @@ def render(
         return RenderResult([], error=f"unexpected error rendering pages {first}-{last}: {error!r}")
 
 
+def exit_with_parent(parent: int) -> None:
+    """Worker initializer: leave when the process that started the pool is gone.
+
+    A SIGKILLed ingest cannot shut its pool down, and a worker blocked on the pool's queue
+    never sees end-of-file (it holds the pipe's other end itself), so without this it would
+    wait forever as an orphan.
+    """
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
 class RenderPool:
     """A process pool that replaces itself when a worker dies (a renderer segfault, OOM kill).
 
@@ -74,8 +92,13 @@ class RenderPool:
         self._context = multiprocessing.get_context("spawn")  # no fork of a threaded process
         self._executor = self._new_executor()
 
-    def _new_executor(self) -> ProcessPoolExecutor:
-        return ProcessPoolExecutor(self.workers, mp_context=self._context)
+    def _new_executor(self, workers: int | None = None) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(
+            workers or self.workers,
+            mp_context=self._context,
+            initializer=exit_with_parent,
+            initargs=(os.getpid(),),
+        )
 
     def submit(self, fn, *args) -> Future:
         with self._lock:
@@ -88,7 +111,7 @@ class RenderPool:
 
     def run_isolated(self, fn, *args):
         """Run one task in its own process; None if that process died."""
-        with ProcessPoolExecutor(1, mp_context=self._context) as executor:
+        with self._new_executor(1) as executor:
             try:
                 return executor.submit(fn, *args).result()
             except BrokenProcessPool:

@@ -43,14 +43,36 @@ def start_index(docs: Path, index: Path, model: Path) -> subprocess.Popen:
     )
 
 
+def children(pid: int) -> set[int]:
+    found: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found |= {int(child) for child in (task / "children").read_text().split()}
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
 def kill_after(process: subprocess.Popen, index: Path, pages: int, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while stored_pages(index) < pages:
         assert process.poll() is None, process.communicate()
         assert time.monotonic() < deadline, "ingest made no progress"
         time.sleep(0.02)
+    workers = children(process.pid)
+    assert workers, "the ingest runs its rendering in worker processes"
     process.send_signal(signal.SIGKILL)
     process.wait()
+    # Its rendering workers must not outlive it as orphans.
+    deadline = time.monotonic() + 20
+    while any(alive(pid) for pid in workers):
+        assert time.monotonic() < deadline, f"orphaned workers: {workers}"
+        time.sleep(0.1)
 
 
 def test_sigkill_mid_ingest_then_resume(tmp_path: Path, tiny_models):
