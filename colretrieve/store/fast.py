@@ -30,12 +30,12 @@ from colretrieve.contracts import SearchFilter, SearchHit
 from colretrieve.maxsim import top_k
 from colretrieve.store.search import Catalog
 from colretrieve.store.segments import SegmentReader
-from colretrieve.store.sketch import Codebook
+from colretrieve.store.sketch import Codebook, Postings
 
 DEFAULT_CANDIDATES = 256
 DEFAULT_PROBE = 32
 DEFAULT_MIN_PAGES = 512
-BATCH_WORKERS = 2
+BATCH_WORKERS = 8  # at most; a batch uses one thread per core up to this
 
 
 @dataclass(frozen=True)
@@ -70,30 +70,29 @@ def device() -> torch.device:
 
 @dataclass(frozen=True)
 class FirstStage:
-    """Postings of one catalog: for each cell, the catalog positions whose sketch has it."""
+    """Postings of one catalog: for each cell, the catalog positions whose sketch has it.
+
+    ``postings`` may be a read-only memory map of the persisted postings file."""
 
     cells: torch.Tensor  # (n_cells, dim) float32 on the search device
-    covered: np.ndarray  # (n_positions,) bool: the page has a current sketch
+    covered: np.ndarray  # (n_positions,) bool: the page has postings
     starts: np.ndarray  # (n_cells + 1,) bounds into ``postings``
-    postings: torch.Tensor  # int32 catalog positions, grouped by cell
+    postings: np.ndarray  # int32 catalog positions, grouped by cell
 
     @property
     def resident_bytes(self) -> int:
         return (
-            self.cells.numel() * 4
-            + self.covered.nbytes
-            + self.starts.nbytes
-            + self.postings.numel() * self.postings.element_size()
+            self.cells.numel() * 4 + self.covered.nbytes + self.starts.nbytes + self.postings.nbytes
         )
 
 
-def build_first_stage(
+def postings_of(
     catalog: Catalog,
-    codebook: Codebook,
+    n_cells: int,
     sketches: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]],
-) -> FirstStage:
-    """Postings for ``catalog`` from per-segment sketches ``{segment_id: (row_starts,
-    counts, codes)}`` made with ``codebook``; pages of other segments are uncovered."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(covered, starts, postings)`` of ``catalog`` from per-segment sketches
+    ``{segment_id: (row_starts, counts, codes)}``; pages of other segments are uncovered."""
     n = len(catalog.page_doc)
     covered = np.zeros(n, dtype=bool)
     cell_parts: list[np.ndarray] = []
@@ -117,13 +116,97 @@ def build_first_stage(
     cells_of = np.concatenate(cell_parts) if cell_parts else np.empty(0, dtype=np.uint16)
     positions_of = np.concatenate(position_parts) if position_parts else np.empty(0, np.int32)
     order = np.argsort(cells_of, kind="stable")
-    counts_per_cell = np.bincount(cells_of, minlength=codebook.n_cells)
-    return FirstStage(
-        cells=torch.from_numpy(codebook.fine).to(device()),
-        covered=covered,
-        starts=np.concatenate([[0], np.cumsum(counts_per_cell)]).astype(np.int64),
-        postings=torch.from_numpy(positions_of[order]),
+    counts_per_cell = np.bincount(cells_of, minlength=n_cells)
+    starts = np.concatenate([[0], np.cumsum(counts_per_cell)]).astype(np.int64)
+    return covered, starts, positions_of[order]
+
+
+def build_first_stage(
+    catalog: Catalog,
+    codebook: Codebook,
+    sketches: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]],
+) -> FirstStage:
+    """Postings for ``catalog`` built from per-segment sketches (no postings file)."""
+    covered, starts, postings = postings_of(catalog, codebook.n_cells, sketches)
+    return FirstStage(_cells(codebook), covered, starts, postings)
+
+
+def _cells(codebook: Codebook) -> torch.Tensor:
+    return torch.from_numpy(codebook.fine).to(device())
+
+
+def catalog_keys(catalog: Catalog) -> np.ndarray:
+    """One int64 per catalog position naming its stored rows: (segment id, first row)."""
+    return (catalog.page_segment.astype(np.int64) << 32) | catalog.page_row.astype(np.int64)
+
+
+def stored_postings(
+    catalog: Catalog,
+    n_cells: int,
+    codebook_id: int,
+    sketches: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]],
+) -> Postings:
+    """What compact() persists: the postings of ``catalog`` with its pages as entries."""
+    covered, starts, postings = postings_of(catalog, n_cells, sketches)
+    used = np.unique(catalog.page_segment[covered])
+    segments = np.array(
+        [[int(s), catalog.segments[int(s)].crc32] for s in used], dtype=np.int64
+    ).reshape(-1, 2)
+    return Postings(
+        codebook_id=codebook_id,
+        n_cells=n_cells,
+        segments=segments,
+        entry_segment=catalog.page_segment.astype(np.int64),
+        entry_row=catalog.page_row.astype(np.int64),
+        covered=covered.astype(np.uint8),
+        starts=starts,
+        postings=postings,
     )
+
+
+def stage_from_postings(catalog: Catalog, codebook: Codebook, stored: Postings) -> FirstStage:
+    """The first stage of ``catalog`` from a persisted postings file.
+
+    When the catalog still lists the file's entries position for position (nothing was
+    added, deleted or moved since the compact() that wrote it), the memory-mapped postings
+    are used as they are. Otherwise each entry is matched to the catalog position holding
+    the same stored rows (entries of deleted pages, or of segments no longer current, are
+    dropped) and the postings are remapped once; pages the file does not list are
+    uncovered, so they are reranked exactly."""
+    n = len(catalog.page_doc)
+    live_segments = np.array(
+        [
+            int(sid)
+            for sid, crc in stored.segments.tolist()
+            if (record := catalog.segments.get(int(sid))) is not None and record.crc32 == crc
+        ],
+        dtype=np.int64,
+    )
+    keys = catalog_keys(catalog)
+    entries = (np.asarray(stored.entry_segment) << 32) | np.asarray(stored.entry_row)
+    starts = np.asarray(stored.starts)
+    if (
+        len(entries) == n
+        and len(live_segments) == len(stored.segments)
+        and np.array_equal(entries, keys)
+    ):
+        return FirstStage(
+            _cells(codebook), np.asarray(stored.covered).astype(bool), starts, stored.postings
+        )
+    # Catalog keys are unique (one page per stored row range); match entries to positions.
+    order = np.argsort(keys, kind="stable")
+    at = np.minimum(np.searchsorted(keys[order], entries), max(n - 1, 0))
+    position_of = np.full(len(entries), -1, dtype=np.int32)
+    if n:
+        match = (keys[order][at] == entries) & (np.asarray(stored.covered) != 0)
+        match &= np.isin(np.asarray(stored.entry_segment), live_segments)
+        position_of[match] = order[at[match]]
+    mapped = position_of[np.asarray(stored.postings)]
+    keep = mapped >= 0
+    kept_before = np.concatenate([[0], np.cumsum(keep, dtype=np.int64)])
+    covered = np.zeros(n, dtype=bool)
+    covered[position_of[position_of >= 0]] = True
+    return FirstStage(_cells(codebook), covered, kept_before[starts], mapped[keep])
 
 
 def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
@@ -137,16 +220,25 @@ def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
 
 def approximate_scores(stage: FirstStage, cell_scores: torch.Tensor, probe: int) -> torch.Tensor:
     """(n_positions,) first-stage scores for one query's (n_tokens, n_cells) cell scores."""
-    n_tokens, n_cells = cell_scores.shape
+    values, cells = probed_cells(cell_scores, probe)
+    return probed_scores(stage, values, cells)
+
+
+def probed_cells(cell_scores: torch.Tensor, probe: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each token's ``probe`` best cells and their scores, best first (on the CPU)."""
+    return torch.topk(cell_scores.cpu(), min(probe, cell_scores.shape[1]), dim=1)
+
+
+def probed_scores(stage: FirstStage, values: torch.Tensor, cells: torch.Tensor) -> torch.Tensor:
+    """(n_positions,) first-stage scores of one query from its tokens' probed cells."""
+    n_tokens, probe = cells.shape
     n = len(stage.covered)
-    probe = min(probe, n_cells)
-    values, cells = torch.topk(cell_scores.cpu(), probe, dim=1)  # best first
     floor = values[:, -1]
     dense = floor[:, None].expand(n_tokens, n).contiguous()
     cells_np = cells.numpy()
     lengths = (stage.starts[cells_np + 1] - stage.starts[cells_np]).ravel()
-    index = torch.from_numpy(_ranges(stage.starts[cells_np].ravel(), lengths))
-    positions = stage.postings[index].long()
+    index = _ranges(stage.starts[cells_np].ravel(), lengths)
+    positions = torch.from_numpy(stage.postings[index].astype(np.int64))
     lengths_t = torch.from_numpy(lengths)
     token = torch.repeat_interleave(
         torch.arange(n_tokens).repeat_interleave(probe), lengths_t, output_size=len(index)
@@ -229,17 +321,18 @@ def search_fast(
         return [[] for _ in queries]
     covered = selected[stage.covered[selected]]
     uncovered = selected[~stage.covered[selected]]
+    ranked = len(covered) > options.candidates
     with timing.stage("first_stage"):
-        tokens = torch.from_numpy(np.concatenate(queries)).to(stage.cells.device)
-        all_cell_scores = tokens @ stage.cells.T
+        if ranked:  # shared by the batch: one product and one top-k for all its tokens
+            tokens = torch.from_numpy(np.concatenate(queries)).to(stage.cells.device)
+            values, cells = probed_cells(tokens @ stage.cells.T, options.probe)
     bounds = np.concatenate([[0], np.cumsum([len(q) for q in queries])])
 
     def one(q: int) -> list[SearchHit]:
         with timing.stage("first_stage"):
-            if len(covered) > options.candidates:
-                approx = approximate_scores(
-                    stage, all_cell_scores[bounds[q] : bounds[q + 1]], options.probe
-                ).numpy()[covered]
+            if ranked:
+                span = slice(bounds[q], bounds[q + 1])
+                approx = probed_scores(stage, values[span], cells[span]).numpy()[covered]
                 best = np.argpartition(-approx, options.candidates - 1)[: options.candidates]
                 chosen = np.union1d(covered[best], uncovered)
             else:
@@ -254,7 +347,12 @@ def search_fast(
     workers = min(BATCH_WORKERS, len(queries), os.cpu_count() or 1)
     if workers <= 1:
         return [one(q) for q in range(len(queries))]
-    # A batch runs queries on a few threads: the numpy gathers, maxima and first-stage
-    # scatters of one query overlap another's; every query's result is its own.
-    with ThreadPoolExecutor(max_workers=workers) as pool:
+    # A batch runs queries on as many threads as cores, each with one torch thread (the
+    # OpenMP thread count is per calling thread): the queries' products, conversions,
+    # gathers and scatters run side by side instead of each product being split over the
+    # cores with a barrier per call. Every query's result is still its own.
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    with ThreadPoolExecutor(
+        max_workers=workers, initializer=torch.set_num_threads, initargs=(threads,)
+    ) as pool:
         return list(pool.map(one, range(len(queries))))
