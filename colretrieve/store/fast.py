@@ -18,7 +18,10 @@ filter admits. Exact search (``mode="exact"``) stays the reference and the fallb
 from __future__ import annotations
 
 import os
+import threading
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Literal
 
@@ -253,17 +256,57 @@ RERANK_CHUNK_ROWS = 8192
 float16 -> float32 conversion plus the product ~4x faster than one big block."""
 
 
+class _Buffers(threading.local):
+    """Per-thread rerank buffers, reused across calls (fresh big arrays cost page faults)."""
+
+    rows = 0
+    width = 0
+    staging: np.ndarray
+    converted: torch.Tensor
+    products: torch.Tensor
+
+    def get(self, rows: int, dim: int, width: int, target: torch.device):
+        if (
+            rows > self.rows
+            or width > self.width
+            or self.staging.shape[1] != dim
+            or self.converted.device != target
+        ):
+            self.rows, self.width = max(rows, self.rows), max(width, self.width)
+            self.staging = np.empty((self.rows, dim), dtype=np.float16)
+            self.converted = torch.empty((self.rows, dim), dtype=torch.float32, device=target)
+            self.products = torch.empty(self.rows * self.width, dtype=torch.float32, device=target)
+        return self.staging, self.converted, self.products
+
+
+_buffers = _Buffers()
+
+
+def _chunks(lengths: np.ndarray, chunk_rows: int) -> list[tuple[int, int, int]]:
+    """(first, last, rows): runs of whole pages of at most ``chunk_rows`` rows each."""
+    out, first = [], 0
+    ends = np.cumsum(lengths)
+    while first < len(lengths):
+        base = ends[first - 1] if first else 0
+        last = max(first + 1, int(np.searchsorted(ends, base + chunk_rows, side="right")))
+        out.append((first, last, int(ends[last - 1] - base)))
+        first = last
+    return out
+
+
 def rerank(
     catalog: Catalog,
     reader: SegmentReader,
     queries: list[np.ndarray],
     positions: np.ndarray,
+    pool: ThreadPoolExecutor | None = None,
 ) -> np.ndarray:
     """(n_queries, len(positions)) exact float32 MaxSim of the pages at ``positions``.
 
     Pages are gathered from the float16 memory maps in chunks of about RERANK_CHUNK_ROWS
     rows; each chunk is converted to float32 once and multiplied with all the queries'
-    tokens in one product, and its per-page maxima are taken while it is in cache."""
+    tokens in one product, and its per-page maxima are taken while it is in cache. With a
+    ``pool`` the chunks run on its threads (each chunk's result is independent)."""
     scores = np.empty((len(queries), len(positions)), dtype=np.float32)
     if len(positions) == 0:
         return scores
@@ -275,16 +318,11 @@ def rerank(
     tokens = torch.from_numpy(np.concatenate(queries)).to(target)
     bounds = np.concatenate([[0], np.cumsum([len(q) for q in queries])])
     chunk_rows = max(RERANK_CHUNK_ROWS, int(lengths.max()))
-    staging = np.empty((chunk_rows, dim), dtype=np.float16)
-    converted = torch.empty((chunk_rows, dim), dtype=torch.float32, device=target)
-    products = torch.empty((chunk_rows, len(tokens)), dtype=torch.float32, device=target)
     per_page = np.empty((len(ordered), len(tokens)), dtype=np.float32)
-    first = 0
-    while first < len(ordered):
-        last, rows = first, 0
-        while last < len(ordered) and rows + lengths[last] <= chunk_rows:
-            rows += int(lengths[last])
-            last += 1
+
+    def chunk(span: tuple[int, int, int]) -> None:
+        first, last, rows = span
+        staging, converted, products = _buffers.get(chunk_rows, dim, len(tokens), target)
         at = 0
         for position in ordered[first:last].tolist():
             vectors = reader.vectors(catalog.segments[int(catalog.page_segment[position])])
@@ -297,14 +335,45 @@ def rerank(
             at += length
         block = converted[:rows]
         block.copy_(torch.from_numpy(staging[:rows]))
-        out = products[:rows]
+        out = products[: rows * len(tokens)].view(rows, len(tokens))
         torch.mm(block, tokens.T, out=out)
         starts = np.concatenate([[0], np.cumsum(lengths[first:last])[:-1]])
         per_page[first:last] = np.maximum.reduceat(out.cpu().numpy(), starts, axis=0)
-        first = last
+
+    spans = _chunks(lengths, chunk_rows)
+    if pool is None or len(spans) == 1:
+        for span in spans:
+            chunk(span)
+    else:
+        list(pool.map(chunk, spans))
     for q in range(len(queries)):
         scores[q, order] = per_page[:, bounds[q] : bounds[q + 1]].sum(axis=1)
     return scores
+
+
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _workers() -> int:
+    return max(1, min(BATCH_WORKERS, os.cpu_count() or 1))
+
+
+def worker_pool() -> ThreadPoolExecutor:
+    """The shared threads of the fast path, one torch thread each (the OpenMP thread count
+    is per calling thread). Work is split over them in Python (rerank chunks, a batch's
+    queries) instead of splitting each small product over the cores with OpenMP: on a
+    busy host OpenMP's spinning barriers made 2-thread products several times slower."""
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(
+                max_workers=_workers(),
+                thread_name_prefix="colretrieve-search",
+                initializer=torch.set_num_threads,
+                initargs=(1,),
+            )
+        return _pool
 
 
 def search_fast(
@@ -328,7 +397,7 @@ def search_fast(
             values, cells = probed_cells(tokens @ stage.cells.T, options.probe)
     bounds = np.concatenate([[0], np.cumsum([len(q) for q in queries])])
 
-    def one(q: int) -> list[SearchHit]:
+    def one(q: int, pool: ThreadPoolExecutor | None) -> list[SearchHit]:
         with timing.stage("first_stage"):
             if ranked:
                 span = slice(bounds[q], bounds[q + 1])
@@ -341,18 +410,25 @@ def search_fast(
         # on the other queries of the call. chosen is sorted, so top_k's tie-break by
         # index is a tie-break by catalog position.
         with timing.stage("rerank"):
-            row = rerank(catalog, reader, [queries[q]], chosen)[0]
+            row = rerank(catalog, reader, [queries[q]], chosen, pool)[0]
         return [catalog.hit(int(chosen[i]), row[i]) for i in top_k(row, k)]
 
-    workers = min(BATCH_WORKERS, len(queries), os.cpu_count() or 1)
-    if workers <= 1:
-        return [one(q) for q in range(len(queries))]
-    # A batch runs queries on as many threads as cores, each with one torch thread (the
-    # OpenMP thread count is per calling thread): the queries' products, conversions,
-    # gathers and scatters run side by side instead of each product being split over the
-    # cores with a barrier per call. Every query's result is still its own.
-    threads = max(1, (os.cpu_count() or 1) // workers)
-    with ThreadPoolExecutor(
-        max_workers=workers, initializer=torch.set_num_threads, initargs=(threads,)
-    ) as pool:
-        return list(pool.map(one, range(len(queries))))
+    pool = worker_pool()
+    if len(queries) == 1 or _workers() == 1:
+        # One query: its rerank chunks run on the pool's threads.
+        with _torch_threads(1):
+            return [one(q, pool if _workers() > 1 else None) for q in range(len(queries))]
+    # A batch: its queries run side by side on the pool's threads (the first stage's
+    # product and top-k above were shared); every query's result is still its own.
+    return list(pool.map(lambda q: one(q, None), range(len(queries))))
+
+
+@contextmanager
+def _torch_threads(n: int) -> Iterator[None]:
+    """Run torch ops of the calling thread on ``n`` threads (a per-thread setting)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
