@@ -168,16 +168,19 @@ def train_codebook(sample: np.ndarray, codebook_id: int, seed: int = 0) -> Codeb
     budget = fine_budget(members, error, n_cells)
     ordered = data[torch.argsort(labels)]
     del data, labels, cosine
-    fine, bounds, at = [], [0], 0
-    for group in range(n_coarse):
-        group_rows = ordered[at : at + int(members[group])]
-        at += int(members[group])
+    from colretrieve.store.fast import worker_pool
+
+    ends = np.cumsum(members)
+
+    def split(group: int) -> torch.Tensor:
+        group_rows = ordered[int(ends[group] - members[group]) : int(ends[group])]
         if len(group_rows) == 0:
-            cells = coarse[group : group + 1]
-        else:
-            cells = spherical_kmeans(group_rows, int(min(budget[group], len(group_rows))), seed)
-        fine.append(cells)
-        bounds.append(bounds[-1] + len(cells))
+            return coarse[group : group + 1]
+        return spherical_kmeans(group_rows, int(min(budget[group], len(group_rows))), seed)
+
+    # Groups are independent: split them on the worker pool (one torch thread each).
+    fine = list(worker_pool().map(split, range(n_coarse)))
+    bounds = np.concatenate([[0], np.cumsum([len(cells) for cells in fine])])
     assert bounds[-1] <= MAX_CELLS, bounds[-1]
     return Codebook(
         id=codebook_id,

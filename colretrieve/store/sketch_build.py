@@ -98,7 +98,7 @@ def refresh_first_stage(
     """Train a codebook if due, sketch every segment lacking a current sketch, and write
     the postings file of the current catalog if it changed; return the number of segments
     sketched. All new files are durable before the one commit that records them."""
-    from colretrieve.store.fast import catalog_keys, stored_postings
+    from colretrieve.store.fast import catalog_keys, stored_postings, worker_pool
     from colretrieve.store.rows import all_segments
     from colretrieve.store.search import load_catalog
 
@@ -125,18 +125,25 @@ def refresh_first_stage(
     fresh: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
     postings_file: FileRecord | None = None
     try:
-        for segment_id, spans in by_segment.items():
-            current = sketches.get(segment_id)
-            if current is not None and current[0] == codebook.id:
-                continue
+
+        def sketch(segment_id: int) -> None:
+            spans = by_segment[segment_id]
             starts = np.array([s for s, _ in spans], dtype=np.int64)
             lengths = np.array([n for _, n in spans], dtype=np.int64)
             record = segments[segment_id]
             counts, codes = segment_sketches(codebook, reader.vectors(record), starts, lengths)
-            written.append(
-                (segment_id, write_sketch(folder, record.file, codebook.id, starts, counts, codes))
-            )
+            sketch_file = write_sketch(folder, record.file, codebook.id, starts, counts, codes)
+            written.append((segment_id, sketch_file))  # before anything can fail: cleanup
             fresh[segment_id] = (starts, counts, codes)
+
+        due = [
+            segment_id
+            for segment_id in by_segment
+            if (current := sketches.get(segment_id)) is None or current[0] != codebook.id
+        ]
+        # Segments are independent: sketch them on the worker pool (one torch thread each).
+        list(worker_pool().map(sketch, due))
+        written.sort()
         # The postings file: what a search would otherwise rebuild from every sketch.
         catalog = load_catalog(connection)
         digest = catalog_digest(catalog_keys(catalog))
