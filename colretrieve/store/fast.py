@@ -5,11 +5,16 @@ token scores every cell once, probes its ``probe`` best cells and gives every pa
 under a probed cell that cell's score; a page the token's probes miss gets the lowest
 probed score. The approximate page score is the sum over query tokens, as in MaxSim.
 
+The postings come from the memory-mapped postings file that ``compact()`` writes (remapped
+once when the catalog changed since), or, for indexes without one, from the sketches.
+
 Second stage: the ``candidates`` best pages by approximate score, plus every selected page
-without a current sketch (new since the last ``compact()``), are scored by exact MaxSim:
-their float16 rows are gathered into one block, converted to float32 once and multiplied
-with the query's tokens in one BLAS call (on CUDA when torch sees a GPU). A batch shares
-the cell scoring (one product for all queries) but each query reranks its own candidates.
+the first stage does not cover (new since the last ``compact()``), are scored by exact
+MaxSim: their float16 rows are gathered in cache-sized chunks, converted to float32 and
+multiplied with the query's tokens (on CUDA when torch sees a GPU). On the CPU the chunks of
+one query, or the queries of a batch, run on a pool of single-torch-thread workers. A batch
+shares the cell scoring (one product and top-k for all queries) but each query reranks its
+own candidates.
 
 Filters pick catalog positions before either stage; the first stage only ranks pages the
 filter admits. Exact search (``mode="exact"``) stays the reference and the fallback.
@@ -51,7 +56,7 @@ class SearchOptions:
     candidates: int = DEFAULT_CANDIDATES
     """Pages per query scored exactly after the first stage (the recall/latency knob)."""
     probe: int = DEFAULT_PROBE
-    """Cells each query token probes in the first stage (of up to 16,384)."""
+    """Cells each query token probes in the first stage (of up to 65,536)."""
     min_pages: int = DEFAULT_MIN_PAGES
     """Stored pages before ``compact()`` trains a codebook and sketches pages (fast mode
     only: a store opened in exact mode never builds the first stage)."""
