@@ -361,3 +361,34 @@ def test_fine_cells_follow_the_quantisation_error() -> None:
     assert codebook.n_cells <= min(MAX_CELLS, 16_000 // SAMPLE_PER_CELL + len(codebook.coarse))
     near_patch = ((codebook.fine @ patches.T).max(axis=1) > 0.9).sum()
     assert near_patch <= 0.1 * codebook.n_cells, (near_patch, codebook.n_cells)
+
+
+def test_failed_sketching_leaves_no_files(tmp_path: Path, monkeypatch) -> None:
+    """A compact() that fails while sketching (segments run on worker threads) commits
+    nothing and leaves no codebook, sketch or postings file behind."""
+    from colretrieve.store import sketch_build
+
+    docs = seeded_corpus(n_docs=6, pages=4)
+    store = _store(tmp_path / "i", docs, SearchOptions(mode="fast", min_pages=1))
+    real = sketch_build.segment_sketches
+    calls = []
+
+    def flaky(codebook, vectors, starts, lengths):
+        calls.append(1)
+        if len(calls) == 3:
+            raise OSError("disk full")
+        return real(codebook, vectors, starts, lengths)
+
+    monkeypatch.setattr(sketch_build, "segment_sketches", flaky)
+    with pytest.raises(OSError):
+        store.compact(merge_below_bytes=0)  # keep the 6 segments: 6 sketch tasks
+    names = [p.name for p in (tmp_path / "i" / "segments").iterdir()]
+    assert not [n for n in names if not n.startswith("seg-") or "sketch" in n], names
+    assert store.first_stage_bytes() == 0
+    query = docs[0][1][0][:5]
+    assert _key(store.search(query, 3))[0] == (docs[0][0].doc_id, 1)
+    monkeypatch.setattr(sketch_build, "segment_sketches", real)
+    assert len(calls) == 6  # every task ran to its end before the error was raised
+    assert store.compact(merge_below_bytes=0).segments_sketched == 6
+    assert store.first_stage_bytes() > 0
+    store.close()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import zlib
+from concurrent.futures import wait
 from pathlib import Path
 
 import numpy as np
@@ -142,7 +143,11 @@ def refresh_first_stage(
             if (current := sketches.get(segment_id)) is None or current[0] != codebook.id
         ]
         # Segments are independent: sketch them on the worker pool (one torch thread each).
-        list(worker_pool().map(sketch, due))
+        # Wait for every task before raising, so the cleanup below sees all written files.
+        tasks = [worker_pool().submit(sketch, segment_id) for segment_id in due]
+        wait(tasks)
+        for task in tasks:
+            task.result()
         written.sort()
         # The postings file: what a search would otherwise rebuild from every sketch.
         catalog = load_catalog(connection)
