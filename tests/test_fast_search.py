@@ -127,7 +127,7 @@ def test_approximate_scores_match_brute_force() -> None:
         cells=torch.zeros(n_cells, 4),
         covered=np.ones(n_pages, dtype=bool),
         starts=starts.astype(np.int64),
-        postings=torch.tensor([p for _, p in pairs], dtype=torch.int32),
+        postings=np.array([p for _, p in pairs], dtype=np.int32),
     )
     cell_scores = torch.from_numpy(rng.standard_normal((5, n_cells)).astype(np.float32))
     probe = 12
@@ -149,7 +149,14 @@ def test_first_stage_files_are_crash_safe(tmp_path: Path) -> None:
     store.compact()
     folder = tmp_path / "i" / "segments"
     # Files a crash could leave: an uncommitted sketch, codebook and temporary file.
-    for name in ("seg-000999.npy.c000001.sketch.npz", "codebook-000009.npz", "x.sketch.npz.tmp"):
+    junk = (
+        "seg-000999.npy.c000001.sketch.npz",
+        "codebook-000009.npz",
+        "x.sketch.npz.tmp",
+        "postings-000099.bin",
+        "postings-000100.bin.tmp",
+    )
+    for name in junk:
         (folder / name).write_bytes(b"junk")
     before = store.search(docs[0][1][0][:5], 5)
     store.close()
@@ -159,8 +166,9 @@ def test_first_stage_files_are_crash_safe(tmp_path: Path) -> None:
     reader.close()
     store = EmbeddedStore.open(tmp_path / "i")
     names = set(p.name for p in folder.iterdir())
-    assert not names & {"seg-000999.npy.c000001.sketch.npz", "codebook-000009.npz"}
+    assert not names & set(junk)
     assert not any(n.endswith(".tmp") for n in names)
+    assert sum(n.startswith("postings-") for n in names) == 1
     # Deleting everything leaves no stale candidates; compaction drops their sketches.
     store.delete_documents([record.doc_id for record, _ in docs])
     assert store.search(docs[0][1][0][:5], 5) == []
@@ -222,3 +230,165 @@ def test_fast_path_reports_first_stage_and_rerank_timings(tmp_path: Path) -> Non
     )
     exact = _store(tmp_path / "exact", seeded_corpus(n_docs=6, pages=4), SearchOptions("exact"))
     assert set(search(exact, query, 5).timings_ms) == {"score"}
+
+
+def _sketch_stage(store: EmbeddedStore):
+    """The first stage rebuilt from the sketch files, as before postings files existed."""
+    from colretrieve.store.fast import build_first_stage
+    from colretrieve.store.search import load_catalog
+    from colretrieve.store.sketch import read_codebook, read_sketch
+    from colretrieve.store.sketch_build import current_codebook, sketch_records
+
+    catalog = load_catalog(store._connection)
+    codebook_id, record, _ = current_codebook(store._connection)
+    codebook = read_codebook(store._segments, codebook_id, record)
+    sketches = {
+        segment_id: read_sketch(store._segments, sketch)
+        for segment_id, (cid, sketch) in sketch_records(store._connection).items()
+        if cid == codebook_id and segment_id in catalog.segments
+    }
+    return build_first_stage(catalog, codebook, sketches)
+
+
+def _cell_sets(stage) -> list[list[int]]:
+    return [
+        sorted(stage.postings[stage.starts[c] : stage.starts[c + 1]].tolist())
+        for c in range(len(stage.starts) - 1)
+    ]
+
+
+def test_postings_file_equals_the_sketches(tmp_path: Path) -> None:
+    """The memory-mapped postings file gives the same first stage as the sketches, as
+    written and after deletes and additions moved every catalog position."""
+    docs = seeded_corpus(n_docs=12, pages=6)
+    store = _store(tmp_path / "i", docs[:10], SearchOptions(mode="fast", min_pages=1))
+    store.compact()
+    names = [p.name for p in (tmp_path / "i" / "segments").iterdir()]
+    assert sum(n.startswith("postings-") and n.endswith(".bin") for n in names) == 1
+    _, stage = store._current_catalog()
+    assert isinstance(stage.postings, np.memmap)  # used as stored: the catalog is unchanged
+    want = _sketch_stage(store)
+    np.testing.assert_array_equal(stage.covered, want.covered)
+    np.testing.assert_array_equal(stage.starts, want.starts)
+    assert _cell_sets(stage) == _cell_sets(want)
+    # Delete a document that sorts early (shifts every later position), add two new ones
+    # (uncovered until the next compact): the file's entries are remapped, not rebuilt.
+    first = sorted(record.doc_id for record, _ in docs[:10])[0]
+    store.delete_documents([first])
+    for record, vectors in docs[10:]:
+        store.begin_document(record)
+        store.add_pages(record.doc_id, [PageInput(i + 1, v) for i, v in enumerate(vectors)])
+        store.finish_document(record.doc_id)
+    catalog, stage = store._current_catalog()
+    assert not isinstance(stage.postings, np.memmap)
+    want = _sketch_stage(store)
+    np.testing.assert_array_equal(stage.covered, want.covered)
+    assert stage.covered.sum() == len(catalog.page_doc) - 2 * 6
+    assert _cell_sets(stage) == _cell_sets(want)
+    # Fast at full depth still equals exact (remapped postings, unsketched pages).
+    rng = np.random.default_rng(5)
+    queries = [_unit(docs[i][1][2][rng.choice(40, 8, replace=False)]) for i in (1, 5, 11)]
+    store.search_options = SearchOptions(mode="fast", candidates=10_000, min_pages=1)
+    got = store.search_batch(queries, 10)
+    store.search_options = SearchOptions(mode="exact")
+    assert [_key(g) for g in got] == [_key(w) for w in store.search_batch(queries, 10)]
+    # The next compact writes a new file for the new catalog and drops the old one.
+    store.search_options = SearchOptions(mode="fast", min_pages=1)
+    store.compact()
+    _, stage = store._current_catalog()
+    assert isinstance(stage.postings, np.memmap) and stage.covered.all()
+    names = [p.name for p in (tmp_path / "i" / "segments").iterdir()]
+    assert [n for n in names if n.startswith("postings-")] == ["postings-000002.bin"]
+    store.close()
+
+
+def test_corrupt_postings_file_is_never_served(tmp_path: Path) -> None:
+    from colretrieve.errors import IndexCorruptError
+
+    docs = seeded_corpus(n_docs=6, pages=4)
+    store = _store(tmp_path / "i", docs, SearchOptions(mode="fast", min_pages=1))
+    store.compact()
+    query = docs[0][1][0][:5]
+    want = _key(store.search(query, 5))
+    store.close()
+    (path,) = (tmp_path / "i" / "segments").glob("postings-*.bin")
+    payload = bytearray(path.read_bytes())
+    payload[-3] ^= 0xFF  # a flipped bit in the postings: same size, bad checksum
+    path.write_bytes(bytes(payload))
+    reader = EmbeddedStore.open(tmp_path / "i", read_only=True)
+    with pytest.raises(IndexCorruptError):
+        reader.search(query, 5)
+    reader.close()
+    path.unlink()
+    reader = EmbeddedStore.open(tmp_path / "i", read_only=True)
+    with pytest.raises(IndexCorruptError):
+        reader.search(query, 5)
+    # Exact mode never reads the first stage.
+    reader.search_options = SearchOptions(mode="exact")
+    assert _key(reader.search(query, 5)) == want
+    reader.close()
+
+
+def test_fine_cells_follow_the_quantisation_error() -> None:
+    from colretrieve.store.sketch import (
+        FINE_MAX,
+        MAX_CELLS,
+        MAX_SAMPLE_TOKENS,
+        SAMPLE_PER_CELL,
+        SAMPLE_TOKENS,
+        fine_budget,
+        sample_size,
+        train_codebook,
+    )
+
+    members = np.array([50_000, 4_000, 4_000, 4_000, 160, 3])
+    error = np.array([5.0, 900.0, 600.0, 300.0, 40.0, 1.0])
+    budget = fine_budget(members, error, 600)
+    assert (budget >= 1).all() and (
+        budget <= np.clip(members // SAMPLE_PER_CELL, 1, FINE_MAX)
+    ).all()
+    assert budget.sum() <= 600 + len(members)
+    assert budget[1] > budget[2] > budget[3] > budget[0]  # error, not size, decides
+    assert budget[4] == 10  # capped by its members
+    assert sample_size(0) == SAMPLE_TOKENS and sample_size(10**12) == MAX_SAMPLE_TOKENS
+    assert sample_size(40_000_000) == 40_000_000 // 32
+    # A sample that is half copies of 3 patches: few cells go to the patches.
+    rng = np.random.default_rng(0)
+    patches = _unit(rng.standard_normal((3, DIM)))
+    copies = _unit(patches[rng.integers(0, 3, 8_000)] + 0.01 * rng.standard_normal((8_000, DIM)))
+    spread = _unit(rng.standard_normal((8_000, DIM)))
+    codebook = train_codebook(np.concatenate([copies, spread]), 1)
+    assert codebook.n_cells <= min(MAX_CELLS, 16_000 // SAMPLE_PER_CELL + len(codebook.coarse))
+    near_patch = ((codebook.fine @ patches.T).max(axis=1) > 0.9).sum()
+    assert near_patch <= 0.1 * codebook.n_cells, (near_patch, codebook.n_cells)
+
+
+def test_failed_sketching_leaves_no_files(tmp_path: Path, monkeypatch) -> None:
+    """A compact() that fails while sketching (segments run on worker threads) commits
+    nothing and leaves no codebook, sketch or postings file behind."""
+    from colretrieve.store import sketch_build
+
+    docs = seeded_corpus(n_docs=6, pages=4)
+    store = _store(tmp_path / "i", docs, SearchOptions(mode="fast", min_pages=1))
+    real = sketch_build.segment_sketches
+    calls = []
+
+    def flaky(codebook, vectors, starts, lengths):
+        calls.append(1)
+        if len(calls) == 3:
+            raise OSError("disk full")
+        return real(codebook, vectors, starts, lengths)
+
+    monkeypatch.setattr(sketch_build, "segment_sketches", flaky)
+    with pytest.raises(OSError):
+        store.compact(merge_below_bytes=0)  # keep the 6 segments: 6 sketch tasks
+    names = [p.name for p in (tmp_path / "i" / "segments").iterdir()]
+    assert not [n for n in names if not n.startswith("seg-") or "sketch" in n], names
+    assert store.first_stage_bytes() == 0
+    query = docs[0][1][0][:5]
+    assert _key(store.search(query, 3))[0] == (docs[0][0].doc_id, 1)
+    monkeypatch.setattr(sketch_build, "segment_sketches", real)
+    assert len(calls) == 6  # every task ran to its end before the error was raised
+    assert store.compact(merge_below_bytes=0).segments_sketched == 6
+    assert store.first_stage_bytes() > 0
+    store.close()

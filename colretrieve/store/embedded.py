@@ -46,7 +46,13 @@ from colretrieve.errors import (
 from colretrieve.store import rows, schema
 from colretrieve.store.base import StoreBase, check_document, check_pages, check_replaces
 from colretrieve.store.compaction import CompactionReport, compact_segments, plan
-from colretrieve.store.fast import FirstStage, SearchOptions, build_first_stage, search_fast
+from colretrieve.store.fast import (
+    FirstStage,
+    SearchOptions,
+    build_first_stage,
+    search_fast,
+    stage_from_postings,
+)
 from colretrieve.store.folder import acquire_lock, folder_bytes, serialised
 from colretrieve.store.schema import snapshot, transaction
 from colretrieve.store.search import Catalog, load_catalog, search_catalog
@@ -63,12 +69,15 @@ from colretrieve.store.segments import (
 from colretrieve.store.sketch import (
     Codebook,
     FileRecord,
+    Postings,
     is_derived_file,
     read_codebook,
+    read_postings,
     read_sketch,
 )
 from colretrieve.store.sketch_build import (
     current_codebook,
+    current_postings,
     referenced_files,
     refresh_first_stage,
     sketch_records,
@@ -103,9 +112,11 @@ class EmbeddedStore(StoreBase):
         self._segments = root / SEGMENTS_DIR
         self._reader = SegmentReader(self._segments)
         self._generation = 0  # bumped by our own commits; data_version covers others'
-        self._catalog: tuple[tuple[int, int], Catalog, FirstStage | None] | None = None
+        # (data version, catalog, first stage, whether the first stage was loaded)
+        self._catalog: tuple[tuple[int, int], Catalog, FirstStage | None, bool] | None = None
         self._codebooks: dict[tuple[int, FileRecord], Codebook] = {}
         self._sketches: dict[FileRecord, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        self._postings: tuple[FileRecord, Postings] | None = None
         self._next_segment_id = 1
 
     @classmethod
@@ -165,6 +176,7 @@ class EmbeddedStore(StoreBase):
         self._reader.forget()
         self._catalog = None
         self._sketches.clear()
+        self._postings = None
         self._connection.close()
         if self._lock_fd is not None:
             os.close(self._lock_fd)  # releases the flock
@@ -366,11 +378,15 @@ class EmbeddedStore(StoreBase):
         return read()
 
     @serialised
-    def _current_catalog(self) -> tuple[Catalog, FirstStage | None]:
+    def _current_catalog(self, first_stage: bool = True) -> tuple[Catalog, FirstStage | None]:
+        """The catalog of the last commit and, when asked (fast mode), its first stage:
+        exact searches never read the derived files."""
         version = self._data_version()
         if self._catalog is None or self._catalog[0] != version:
-            catalog = load_catalog(self._connection)
-            self._catalog = (version, catalog, self._load_first_stage(catalog))
+            self._catalog = (version, load_catalog(self._connection), None, False)
+        if first_stage and not self._catalog[3]:
+            stage = self._load_first_stage(self._catalog[1])
+            self._catalog = (version, self._catalog[1], stage, True)
         return self._catalog[1], self._catalog[2]
 
     def _load_first_stage(self, catalog: Catalog) -> FirstStage | None:
@@ -382,6 +398,18 @@ class EmbeddedStore(StoreBase):
         key = (codebook_id, codebook_file)
         if key not in self._codebooks:
             self._codebooks = {key: read_codebook(self._segments, codebook_id, codebook_file)}
+        stored = current_postings(self._connection)
+        if stored is not None and stored[1] == codebook_id:
+            # The persisted postings (memory-mapped, checksummed on first read).
+            if self._postings is None or self._postings[0] != stored[0]:
+                postings = read_postings(self._segments, stored[0])
+                codebook = self._codebooks[key]
+                if (postings.codebook_id, postings.n_cells) != (codebook.id, codebook.n_cells):
+                    raise IndexCorruptError(self.root, f"{stored[0].file} is of another codebook")
+                self._postings = (stored[0], postings)
+                self._sketches.clear()
+            return stage_from_postings(catalog, self._codebooks[key], self._postings[1])
+        self._postings = None
         current = {
             segment_id: record
             for segment_id, (sketch_codebook, record) in sketch_records(self._connection).items()
@@ -405,7 +433,7 @@ class EmbeddedStore(StoreBase):
         options = self.search_options
 
         def read() -> list[list[SearchHit]]:
-            catalog, stage = self._current_catalog()
+            catalog, stage = self._current_catalog(options.mode == "fast")
             if options.mode == "exact" or stage is None:
                 return search_catalog(catalog, self._reader, queries, k, filter)
             return search_fast(catalog, self._reader, stage, queries, k, filter, options)
