@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from colretrieve.channels import TEXT, TEXT_CHANNELS, VISUAL, parse_channels
 from colretrieve.contracts import PageEmbedder, TextEmbedder
-from colretrieve.errors import ModelLoadError
+from colretrieve.errors import IndexNotFoundError, ModelLoadError
 from colretrieve.settings import Settings
 
 
@@ -25,14 +25,35 @@ class IngestModels:
     """Why the visual channel is not part of this ingest although it was not excluded."""
 
 
+def bound_models(settings: Settings) -> dict[str, str]:
+    """The model names an existing index was built with, by setting (``model``,
+    ``text_model``); empty for a new index."""
+    from colretrieve.channels.stores import open_channel_stores
+
+    try:
+        stores = open_channel_stores(settings, read_only=True)
+    except IndexNotFoundError:
+        return {}
+    try:
+        visual, text = stores.visual.model, stores.text.model if stores.text else None
+    finally:
+        stores.close()
+    found = {"model": visual.name if visual else None, "text_model": text.name if text else None}
+    return {key: name for key, name in found.items() if name}
+
+
 def load_ingest_models(settings: Settings, embedder: PageEmbedder | None = None) -> IngestModels:
     """The channels ``settings`` select for an ingest, with their models loaded.
 
-    ``embedder`` reuses an already loaded visual model.
+    An existing index keeps its own models unless ``--model``/``--text-model`` say
+    otherwise (another model is then refused at ingest). ``embedder`` reuses an already
+    loaded visual model.
     """
     from colretrieve.models import ColpaliEmbedder
     from colretrieve.text.encoder import TokenTextEncoder
 
+    own = {k: v for k, v in bound_models(settings).items() if k not in settings.model_fields_set}
+    settings = settings.model_copy(update=own)
     requested = parse_channels(settings.channels) if settings.channels else None
     left_out = ""
     if embedder is None and (requested is None or VISUAL in requested):

@@ -196,3 +196,26 @@ def test_index_never_swaps_an_unloadable_model(tmp_path: Path, docs: Path):
     assert code == 1
     assert "cannot load model" in output
     assert not (tmp_path / "i").exists()  # no empty index left behind
+
+
+def test_rerun_without_model_options_keeps_the_index_models(cli, docs: Path, tmp_path: Path):
+    """An index built with --model and --text-model folders keeps using them: a later
+    `colretrieve index` without those options neither drops the visual channel nor trips
+    over a text-model mismatch."""
+    from colretrieve.models.tiny import make_tiny_text_encoder
+
+    text_model = make_tiny_text_encoder(tmp_path / "tiny-text")
+    first = SUBSET[0]
+    (docs / "later").mkdir()
+    shutil.move(docs / SUBSET[1], docs / "later" / SUBSET[1])
+    code, output = cli("index", docs / first, "--text-model", text_model, "--json")
+    assert code == 0, output
+
+    code, output = cli("index", docs / "later", "--json", model=False)
+    assert code == 0, output
+    assert "left out" not in output
+    report = json.loads(output[output.index("{") :])
+    assert [f["channels"] for f in report["files"]] == [["visual", "text", "bm25"]]
+    info = run_json("info", "--index", cli.index)
+    assert info["channels"]["text"]["model"]["name"] == str(text_model)
+    assert info["channels"]["visual"]["documents"] == 2
