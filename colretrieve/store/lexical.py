@@ -235,18 +235,7 @@ class EmbeddedLexicalStore(LexicalStoreBase):
         connection = self._writer()
         replaces = check_replaces(doc_id, replaces)
         with transaction(connection):
-            row = connection.execute(
-                "SELECT total_pages FROM documents WHERE doc_id = ?", (doc_id,)
-            ).fetchone()
-            if row is None:
-                raise DocumentNotFoundError(doc_id)
-            stored = rows.stored_pages(connection, doc_id)
-            if stored != row[0]:
-                raise InvalidInputError(
-                    f"document {doc_id} has {stored} of its {row[0]} pages stored; "
-                    "add the rest before finishing it"
-                )
-            connection.execute("UPDATE documents SET complete = 1 WHERE doc_id = ?", (doc_id,))
+            rows.mark_complete(connection, doc_id)
             _delete(connection, replaces)
 
     @serialised

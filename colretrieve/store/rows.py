@@ -12,7 +12,7 @@ import time
 from collections.abc import Sequence
 
 from colretrieve.contracts import DocumentInfo, DocumentRecord, PageInfo, PageInput
-from colretrieve.errors import DocumentNotFoundError
+from colretrieve.errors import DocumentNotFoundError, InvalidInputError
 from colretrieve.store.segments import SegmentRecord
 
 DOCUMENT_COLUMNS = (
@@ -70,6 +70,22 @@ def insert_document(connection: sqlite3.Connection, doc: DocumentRecord) -> None
             time.time(),
         ),
     )
+
+
+def mark_complete(connection: sqlite3.Connection, doc_id: str) -> None:
+    """Mark a document complete; it must exist and have all its pages stored."""
+    row = connection.execute(
+        "SELECT total_pages FROM documents WHERE doc_id = ?", (doc_id,)
+    ).fetchone()
+    if row is None:
+        raise DocumentNotFoundError(doc_id)
+    stored = stored_pages(connection, doc_id)
+    if stored != row[0]:
+        raise InvalidInputError(
+            f"document {doc_id} has {stored} of its {row[0]} pages stored; "
+            "add the rest before finishing it"
+        )
+    connection.execute("UPDATE documents SET complete = 1 WHERE doc_id = ?", (doc_id,))
 
 
 def all_segments(connection: sqlite3.Connection) -> list[SegmentRecord]:
