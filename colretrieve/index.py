@@ -389,6 +389,8 @@ class Index:
     def close(self) -> None:
         self.stores.close()
 
+    # Context-manager support written out here: importing colretrieve.store's helpers would
+    # load torch at `import colretrieve`.
     def __enter__(self) -> Index:
         return self
 

@@ -75,3 +75,15 @@ def test_precomputed_multivectors_round_trip_exactly(tmp_path: Path):
                 [PageInput(1, pages[0])],
                 ModelInfo("other", "zzz", "External", dim=32),
             )
+
+
+def test_importing_colretrieve_loads_no_model_library():
+    """`import colretrieve` stays cheap: torch and transformers load on first real use."""
+    import subprocess
+    import sys
+
+    code = "import sys, colretrieve; print(sorted({'torch', 'transformers'} & set(sys.modules)))"
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert result.stdout.strip() == "[]"

@@ -13,12 +13,15 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from colretrieve.channels import BM25, TEXT, VISUAL
 from colretrieve.contracts import DocumentCatalog, LexicalStore, MultiVectorStore
 from colretrieve.errors import InvalidInputError
 from colretrieve.settings import Settings
-from colretrieve.store.fast import SearchOptions
+
+if TYPE_CHECKING:
+    from colretrieve.store.fast import SearchOptions
 
 TEXT_FOLDER = "text"
 BM25_FOLDER = "bm25"

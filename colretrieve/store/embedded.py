@@ -27,7 +27,6 @@ from typing import Self, TypeVar
 import numpy as np
 
 from colretrieve.contracts import (
-    DocumentInfo,
     DocumentRecord,
     IndexStats,
     ModelInfo,
@@ -53,7 +52,7 @@ from colretrieve.store.fast import (
     search_fast,
     stage_from_postings,
 )
-from colretrieve.store.folder import acquire_lock, folder_bytes, serialised
+from colretrieve.store.folder import DocumentReads, acquire_lock, folder_bytes, serialised
 from colretrieve.store.schema import snapshot, transaction
 from colretrieve.store.search import Catalog, load_catalog, search_catalog
 from colretrieve.store.segments import (
@@ -89,7 +88,7 @@ T = TypeVar("T")
 HALF_MAX = float(np.finfo(np.float16).max)
 
 
-class EmbeddedStore(StoreBase):
+class EmbeddedStore(DocumentReads, StoreBase):
     """A MultiVectorStore in a local folder: SQLite catalog plus memory-mapped segments.
 
     Safe to share between threads (connection use is serialised; scoring runs unlocked).
@@ -428,20 +427,6 @@ class EmbeddedStore(StoreBase):
             return search_fast(catalog, self._reader, stage, queries, k, filter, options)
 
         return self._retrying(read)
-
-    @serialised
-    def get_document(self, doc_id: str) -> DocumentInfo | None:
-        found = rows.documents(self._connection, "WHERE d.doc_id = ?", (doc_id,))
-        return found[0] if found else None
-
-    @serialised
-    def find_by_path(self, path: str) -> list[DocumentInfo]:
-        return rows.documents(self._connection, "WHERE d.path = ?", (path,))
-
-    @serialised
-    def documents(self) -> list[DocumentInfo]:
-        """Every document, incomplete ones included, sorted by path then id."""
-        return rows.documents(self._connection)
 
     @serialised
     def get_page(self, doc_id: str, page: int) -> PageInfo | None:

@@ -11,12 +11,15 @@ import contextlib
 import fcntl
 import functools
 import os
+import sqlite3
 import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Concatenate, ParamSpec, Protocol, TypeVar
 
+from colretrieve.contracts import DocumentInfo
 from colretrieve.errors import IndexLockedError
+from colretrieve.store import rows
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -64,3 +67,25 @@ def folder_bytes(root: Path, names: Iterable[str] | None = None) -> int:
         with contextlib.suppress(FileNotFoundError):  # a WAL checkpoint or compaction raced us
             total += path.stat().st_size
     return total
+
+
+class DocumentReads:
+    """The document lookups of a store whose catalog is ``rows``' SQLite schema (the
+    embedded vector store and the embedded bm25 store)."""
+
+    _connection: sqlite3.Connection
+    _lock: threading.RLock
+
+    @serialised
+    def get_document(self, doc_id: str) -> DocumentInfo | None:
+        found = rows.documents(self._connection, "WHERE d.doc_id = ?", (doc_id,))
+        return found[0] if found else None
+
+    @serialised
+    def find_by_path(self, path: str) -> list[DocumentInfo]:
+        return rows.documents(self._connection, "WHERE d.path = ?", (path,))
+
+    @serialised
+    def documents(self) -> list[DocumentInfo]:
+        """Every document, incomplete ones included, sorted by path then id."""
+        return rows.documents(self._connection)

@@ -32,7 +32,6 @@ from pathlib import Path
 from typing import Self
 
 from colretrieve.contracts import (
-    DocumentInfo,
     DocumentRecord,
     IndexStats,
     PageText,
@@ -48,7 +47,7 @@ from colretrieve.errors import (
 )
 from colretrieve.store import rows, schema
 from colretrieve.store.base import check_document, check_replaces
-from colretrieve.store.folder import acquire_lock, folder_bytes, serialised
+from colretrieve.store.folder import DocumentReads, acquire_lock, folder_bytes, serialised
 from colretrieve.store.lexical_base import LexicalStoreBase, page_terms
 from colretrieve.store.schema import snapshot, transaction
 from colretrieve.text.analyzer import ANALYZER
@@ -117,7 +116,7 @@ def filter_conditions(filter: SearchFilter | None) -> tuple[str, list[object]]:
     return "".join(" AND " + condition for condition in sql), args
 
 
-class EmbeddedLexicalStore(LexicalStoreBase):
+class EmbeddedLexicalStore(DocumentReads, LexicalStoreBase):
     """A LexicalStore in a local folder (SQLite FTS5). Safe to share between threads."""
 
     def __init__(self, root: Path, connection: sqlite3.Connection, lock_fd: int | None) -> None:
@@ -263,20 +262,6 @@ class EmbeddedLexicalStore(LexicalStoreBase):
         return LexicalCompactionReport(before, self._bytes(), vacuumed)
 
     # -- reads -------------------------------------------------------------------------
-
-    @serialised
-    def get_document(self, doc_id: str) -> DocumentInfo | None:
-        found = rows.documents(self._connection, "WHERE d.doc_id = ?", (doc_id,))
-        return found[0] if found else None
-
-    @serialised
-    def find_by_path(self, path: str) -> list[DocumentInfo]:
-        return rows.documents(self._connection, "WHERE d.path = ?", (path,))
-
-    @serialised
-    def documents(self) -> list[DocumentInfo]:
-        """Every document, incomplete ones included, sorted by path then id."""
-        return rows.documents(self._connection)
 
     @serialised
     def stats(self) -> IndexStats:
