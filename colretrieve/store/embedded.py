@@ -268,18 +268,10 @@ class EmbeddedStore(DocumentReads, StoreBase):
         model = schema.load_model(connection)
         if model is None:
             raise InvalidInputError("bind a model (bind_model) before adding pages")
-        row = connection.execute(
-            "SELECT total_pages, complete FROM documents WHERE doc_id = ?", (doc_id,)
-        ).fetchone()
-        if row is None:
-            raise DocumentNotFoundError(doc_id)
-        total_pages, complete = row
-        if complete:
-            raise InvalidInputError(f"document {doc_id} is complete; it takes no more pages")
+        total_pages, next_page = rows.open_document(connection, doc_id)
         pages = list(pages)
         if not pages:
             return
-        next_page = (rows.stored_pages(connection, doc_id) or 0) + 1
         arrays = check_pages(pages, next_page, total_pages, model.dim)
         # One float16 block, each page cast straight into it (no per-page copies).
         block = np.empty((sum(len(a) for a in arrays), model.dim), dtype=SEGMENT_DTYPE)

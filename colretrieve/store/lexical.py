@@ -201,18 +201,10 @@ class EmbeddedLexicalStore(DocumentReads, LexicalStoreBase):
         Only the first MAX_PAGE_CHARS characters of a page's text are indexed.
         """
         connection = self._writer()
-        row = connection.execute(
-            "SELECT total_pages, complete FROM documents WHERE doc_id = ?", (doc_id,)
-        ).fetchone()
-        if row is None:
-            raise DocumentNotFoundError(doc_id)
-        total_pages, complete = row
-        if complete:
-            raise InvalidInputError(f"document {doc_id} is complete; it takes no more pages")
+        total_pages, next_page = rows.open_document(connection, doc_id)
         pages = list(pages)
         if not pages:
             return
-        next_page = (rows.stored_pages(connection, doc_id) or 0) + 1
         analysed = page_terms(pages, next_page, total_pages)
         with transaction(connection):
             for page, terms in zip(pages, analysed, strict=True):

@@ -44,7 +44,14 @@ from colretrieve.settings import Settings
 from colretrieve.store import qdrant_schema as layout
 from colretrieve.store.base import StoreBase, check_pages
 from colretrieve.store.folder import folder_bytes
-from colretrieve.store.qdrant_catalog import HIT_PAYLOAD, QdrantCatalog, connect, fetch_limit
+from colretrieve.store.qdrant_catalog import (
+    HIT_PAYLOAD,
+    QdrantCatalog,
+    beside_location,
+    connect,
+    fetch_limit,
+    settings_connection,
+)
 
 LOCAL_MODE_WARN_PAGES = 1_000
 """Local mode is measured at ~9.5 s per query over 1K pages; warn from here on."""
@@ -87,7 +94,6 @@ class QdrantStore(StoreBase, QdrantCatalog):
         self.options = options
         self._model: ModelInfo | None = None
         self._pool_size = options.pool_size
-        self._owns_client = True
 
     # -- opening -----------------------------------------------------------------------
 
@@ -130,20 +136,13 @@ class QdrantStore(StoreBase, QdrantCatalog):
     def beside(cls, catalog: QdrantCatalog, collection: str, create: bool = False) -> Self:
         """Another vector store (a second channel) on ``catalog``'s client: one connection,
         the only way in local mode. Closing it leaves the shared client open."""
-        if create and catalog.read_only:
-            raise InvalidInputError("a read-only open cannot create an index")
-        location = catalog.location.rsplit("/", 1)[0] + "/" + collection
+        location = beside_location(catalog, collection, create)
         options = getattr(catalog, "options", None) or QdrantOptions()
         store = cls(
             catalog._client, collection, location, catalog._local_path, catalog.read_only, options
         )
-        store._owns_client = False
-        store._open_or_create(create)
+        store._beside(catalog, create)
         return store
-
-    def close(self) -> None:
-        if self._owns_client:
-            super().close()
 
     @classmethod
     def from_settings(cls, settings: Settings, *, create: bool = False, read_only: bool = False):
@@ -154,15 +153,9 @@ class QdrantStore(StoreBase, QdrantCatalog):
             shards=settings.qdrant_shards,
             replication_factor=settings.qdrant_replication_factor,
         )
-        key = settings.qdrant_api_key
         return cls.open(
-            url=settings.qdrant_url,
-            path=None if settings.qdrant_url else (settings.qdrant_path or settings.index),
+            **settings_connection(settings),
             collection=settings.qdrant_collection,
-            api_key=key.get_secret_value() if key else None,
-            verify_tls=settings.qdrant_verify_tls,
-            prefer_grpc=settings.qdrant_prefer_grpc,
-            timeout=settings.qdrant_timeout,
             create=create,
             read_only=read_only,
             options=options,

@@ -26,6 +26,7 @@ from colretrieve.errors import (
     InvalidInputError,
     StoreUnavailableError,
 )
+from colretrieve.settings import Settings
 from colretrieve.store import qdrant_schema as layout
 from colretrieve.store.base import Closing, check_document, check_replaces
 
@@ -99,6 +100,26 @@ def connect(
                 raise IndexLockedError(local_path) from None
             raise StoreUnavailableError(location, str(error)) from None
     return client, location, local_path
+
+
+def settings_connection(settings: Settings) -> dict[str, Any]:
+    """The ``open`` keyword arguments that select the Qdrant of ``settings``."""
+    key = settings.qdrant_api_key
+    return {
+        "url": settings.qdrant_url,
+        "path": None if settings.qdrant_url else (settings.qdrant_path or settings.index),
+        "api_key": key.get_secret_value() if key else None,
+        "verify_tls": settings.qdrant_verify_tls,
+        "prefer_grpc": settings.qdrant_prefer_grpc,
+        "timeout": settings.qdrant_timeout,
+    }
+
+
+def beside_location(catalog: QdrantCatalog, collection: str, create: bool) -> str:
+    """The location of ``collection`` next to ``catalog``'s (refusing a read-only create)."""
+    if create and catalog.read_only:
+        raise InvalidInputError("a read-only open cannot create an index")
+    return catalog.location.rsplit("/", 1)[0] + "/" + collection
 
 
 class QdrantCatalog(Closing):
@@ -190,9 +211,20 @@ class QdrantCatalog(Closing):
             self._client.delete_collection(self.collection)
             self._client.delete_collection(self.documents_collection)
 
+    _owns_client = True
+    """False for a store opened ``beside`` another: the client is that store's to close."""
+
     def close(self) -> None:
+        if not self._owns_client:
+            return
         with contextlib.suppress(Exception):
             self._client.close()
+
+    def _beside(self, catalog: QdrantCatalog, create: bool) -> None:
+        """Finish opening this store on ``catalog``'s client (one connection, the only way
+        in local mode, where a folder admits a single client)."""
+        self._owns_client = False
+        self._open_or_create(create)
 
     # -- documents collection ------------------------------------------------------------
 

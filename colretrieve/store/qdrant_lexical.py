@@ -46,7 +46,14 @@ from colretrieve.settings import Settings
 from colretrieve.store import qdrant_schema as layout
 from colretrieve.store.folder import folder_bytes
 from colretrieve.store.lexical_base import LexicalStoreBase, page_terms
-from colretrieve.store.qdrant_catalog import HIT_PAYLOAD, QdrantCatalog, connect, fetch_limit
+from colretrieve.store.qdrant_catalog import (
+    HIT_PAYLOAD,
+    QdrantCatalog,
+    beside_location,
+    connect,
+    fetch_limit,
+    settings_connection,
+)
 from colretrieve.text.analyzer import ANALYZER
 
 SPARSE = "bm25"
@@ -90,13 +97,11 @@ class QdrantLexicalStore(LexicalStoreBase, QdrantCatalog):
         local_path: Path | None,
         read_only: bool,
         avg_page_terms: float = AVG_PAGE_TERMS,
-        owns_client: bool = True,
     ) -> None:
         # Use QdrantLexicalStore.open() or .beside(); this only wires the parts together.
         super().__init__(client, collection, location, local_path, read_only)
         self.avg_page_terms = float(avg_page_terms)
         """Used for a new collection; an existing one's own value replaces it on open."""
-        self._owns_client = owns_client
 
     @classmethod
     def open(
@@ -145,20 +150,12 @@ class QdrantLexicalStore(LexicalStoreBase, QdrantCatalog):
         """The bm25 store next to another Qdrant store, on its client (one connection; the
         only way in local mode). ``collection`` defaults to ``<its collection>_bm25``.
         Closing this store leaves the shared client open."""
-        if create and catalog.read_only:
-            raise InvalidInputError("a read-only open cannot create an index")
         name = collection or f"{catalog.collection}_bm25"
-        location = catalog.location.rsplit("/", 1)[0] + "/" + name
+        location = beside_location(catalog, name, create)
         store = cls(
-            catalog._client,
-            name,
-            location,
-            catalog._local_path,
-            catalog.read_only,
-            avg_page_terms,
-            owns_client=False,
+            catalog._client, name, location, catalog._local_path, catalog.read_only, avg_page_terms
         )
-        store._open_or_create(create)
+        store._beside(catalog, create)
         return store
 
     @classmethod
@@ -172,22 +169,12 @@ class QdrantLexicalStore(LexicalStoreBase, QdrantCatalog):
     ) -> Self:
         """The bm25 collection ``<qdrant_collection>_bm25`` (or ``collection``) on the
         Qdrant that ``settings`` select."""
-        key = settings.qdrant_api_key
         return cls.open(
-            url=settings.qdrant_url,
-            path=None if settings.qdrant_url else (settings.qdrant_path or settings.index),
+            **settings_connection(settings),
             collection=collection or f"{settings.qdrant_collection}_bm25",
-            api_key=key.get_secret_value() if key else None,
-            verify_tls=settings.qdrant_verify_tls,
-            prefer_grpc=settings.qdrant_prefer_grpc,
-            timeout=settings.qdrant_timeout,
             create=create,
             read_only=read_only,
         )
-
-    def close(self) -> None:
-        if self._owns_client:
-            super().close()
 
     # -- collection --------------------------------------------------------------------
 

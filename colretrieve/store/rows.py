@@ -72,6 +72,19 @@ def insert_document(connection: sqlite3.Connection, doc: DocumentRecord) -> None
     )
 
 
+def open_document(connection: sqlite3.Connection, doc_id: str) -> tuple[int, int]:
+    """``(total_pages, next_page)`` of a begun, incomplete document; raise otherwise."""
+    row = connection.execute(
+        "SELECT total_pages, complete FROM documents WHERE doc_id = ?", (doc_id,)
+    ).fetchone()
+    if row is None:
+        raise DocumentNotFoundError(doc_id)
+    total_pages, complete = row
+    if complete:
+        raise InvalidInputError(f"document {doc_id} is complete; it takes no more pages")
+    return total_pages, (stored_pages(connection, doc_id) or 0) + 1
+
+
 def mark_complete(connection: sqlite3.Connection, doc_id: str) -> None:
     """Mark a document complete; it must exist and have all its pages stored."""
     row = connection.execute(
